@@ -1,0 +1,133 @@
+"""JSON encoding and decoding of venom messages, built once and reused.
+
+msgspec writes NaN and infinity as ``null``; venom refuses them instead
+(SPEC 4), so :meth:`Codec.encode` checks any payload that contains ``null``
+and raises :class:`NonFiniteError` naming the field. numpy scalars and arrays
+are converted explicitly (``.item()`` / ``.tolist()``), never pickled.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, TypeVar
+
+import msgspec
+
+from venom.schemas.errors import NonFiniteError, SchemaError
+from venom.schemas.messages import Mesh, Reply
+
+T = TypeVar("T")
+
+#: Largest payload venom decodes; bigger ones are refused before parsing.
+DEFAULT_MAX_BYTES = 256 * 1024
+
+
+def _enc_hook(obj: Any) -> Any:
+    module = type(obj).__module__
+    if module == "numpy":
+        if hasattr(obj, "tolist"):
+            return obj.tolist()
+        return obj.item()
+    raise NotImplementedError(f"cannot encode objects of type {type(obj).__name__}")
+
+
+def find_non_finite(value: Any, path: str = "$") -> str | None:
+    """Return the JSON path of the first NaN/inf float inside ``value``, or None."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else path
+    if isinstance(value, msgspec.Struct):
+        for field in value.__struct_fields__:
+            found = find_non_finite(getattr(value, field), f"{path}.{field}")
+            if found:
+                return found
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = find_non_finite(item, f"{path}.{key}")
+            if found:
+                return found
+        return None
+    if isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            found = find_non_finite(item, f"{path}[{i}]")
+            if found:
+                return found
+        return None
+    if type(value).__module__ == "numpy":
+        return find_non_finite(_enc_hook(value), path)
+    return None
+
+
+class Codec:
+    """Encoders and decoders for the venom wire format (JSON).
+
+    One instance per process is enough; decoders are cached per type.
+
+    >>> codec = Codec()
+    >>> data = codec.encode(Weights())
+    >>> codec.decode(Weights, data)
+    Weights(schema=1, R=0.25, B=0.25, E=0.25, O=0.25)
+    """
+
+    def __init__(self, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self._encoder = msgspec.json.Encoder(enc_hook=_enc_hook)
+        self._canonical = msgspec.json.Encoder(enc_hook=_enc_hook, order="sorted")
+        self._decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
+        self.reply_decoder: msgspec.json.Decoder[Reply] = self.decoder(Reply)  # type: ignore[arg-type]
+        self.mesh_decoder: msgspec.json.Decoder[Mesh] = self.decoder(Mesh)  # type: ignore[arg-type]
+
+    def decoder(self, kind: type[T]) -> msgspec.json.Decoder[T]:
+        """Return the (cached) decoder for ``kind``."""
+        dec = self._decoders.get(kind)
+        if dec is None:
+            dec = msgspec.json.Decoder(kind)
+            self._decoders[kind] = dec
+        return dec
+
+    def encode(self, msg: Any) -> bytes:
+        """Encode ``msg`` as compact JSON; refuse NaN/inf with NonFiniteError."""
+        try:
+            data = self._encoder.encode(msg)
+        except (TypeError, NotImplementedError, OverflowError) as exc:
+            raise SchemaError(f"cannot encode {type(msg).__name__}: {exc}") from exc
+        if b"null" in data:
+            self._refuse_non_finite(msg)
+        return data
+
+    def encode_canonical(self, msg: Any) -> bytes:
+        """Encode with sorted keys and no whitespace (ledger entry bytes)."""
+        data = self._canonical.encode(msg)
+        if b"null" in data:
+            self._refuse_non_finite(msg)
+        return data
+
+    def _refuse_non_finite(self, msg: Any) -> None:
+        where = find_non_finite(msg)
+        if where is not None:
+            raise NonFiniteError(
+                f"{type(msg).__name__}: non-finite float at {where} (NaN/inf are not allowed)"
+            )
+
+    def decode(self, kind: type[T], data: bytes) -> T:
+        """Decode ``data`` as ``kind``; raise SchemaError naming what is wrong."""
+        if len(data) > self.max_bytes:
+            raise SchemaError(
+                f"{kind.__name__}: payload of {len(data)} bytes exceeds the limit of "
+                f"{self.max_bytes} bytes"
+            )
+        try:
+            return self.decoder(kind).decode(data)
+        except msgspec.DecodeError as exc:
+            raise SchemaError(f"{kind.__name__}: {exc}") from exc
+
+    def decode_reply(self, data: bytes) -> Reply:
+        """Decode any plugin reply (tagged union on ``type``)."""
+        if len(data) > self.max_bytes:
+            raise SchemaError(
+                f"reply: payload of {len(data)} bytes exceeds the limit of {self.max_bytes} bytes"
+            )
+        try:
+            return self.reply_decoder.decode(data)
+        except msgspec.DecodeError as exc:
+            raise SchemaError(f"reply: {exc}") from exc
