@@ -1,0 +1,158 @@
+"""The real :class:`Bus`: a nats-py connection.
+
+Reconnects forever with backoff (SPEC 5.4); connection state changes are
+reported to ``on_state`` listeners so readiness can follow the connection.
+nats-py errors are converted to :class:`BusError` here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import nats
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
+
+from venom.daemon.bus import Bus, BusMessage, Handler, StateCallback
+from venom.schemas import BusError
+
+log = logging.getLogger("venom.bus")
+
+#: Pending limits for busy subscriptions (the arbiter's reply inbox).
+PENDING_MSGS = 512 * 1024
+PENDING_BYTES = 512 * 1024 * 1024
+
+
+class _NatsSubscription:
+    def __init__(self, sub: Any) -> None:
+        self._sub = sub
+
+    async def unsubscribe(self) -> None:
+        try:
+            await self._sub.unsubscribe()
+        except NatsError as exc:
+            log.debug("unsubscribe failed: %s", exc)
+
+
+class NatsBus(Bus):
+    """A :class:`Bus` over one nats-py connection. Create with :meth:`connect`."""
+
+    def __init__(self, nc: Client) -> None:
+        self.nc = nc
+        self._state_callbacks: list[StateCallback] = []
+
+    @classmethod
+    async def connect(
+        cls,
+        url: str,
+        *,
+        name: str = "venom",
+        connect_timeout: float = 5.0,
+        reconnect_wait: float = 0.5,
+        options: Mapping[str, Any] | None = None,
+    ) -> NatsBus:
+        """Connect to ``url`` (comma-separated for a cluster); reconnect forever."""
+        bus: NatsBus | None = None
+
+        async def on_error(exc: Exception) -> None:
+            log.warning("nats error: %s", exc)
+
+        async def on_disconnect() -> None:
+            log.warning("disconnected from NATS")
+            if bus is not None:
+                await bus._notify(False)
+
+        async def on_reconnect() -> None:
+            log.info(
+                "reconnected to NATS at %s", nc.connected_url.netloc if nc.connected_url else "?"
+            )
+            if bus is not None:
+                await bus._notify(True)
+
+        servers = [u.strip() for u in url.split(",") if u.strip()]
+        try:
+            nc = await nats.connect(
+                servers=servers,
+                name=name,
+                connect_timeout=int(max(1, connect_timeout)),
+                reconnect_time_wait=int(max(1, reconnect_wait)),
+                max_reconnect_attempts=-1,
+                allow_reconnect=True,
+                error_cb=on_error,
+                disconnected_cb=on_disconnect,
+                reconnected_cb=on_reconnect,
+                **dict(options or {}),
+            )
+        except (NatsError, OSError, TimeoutError) as exc:
+            raise BusError(f"cannot connect to NATS at {url}: {exc or type(exc).__name__}") from exc
+        bus = cls(nc)
+        bus.max_payload = nc.max_payload
+        return bus
+
+    async def _notify(self, connected: bool) -> None:
+        for cb in list(self._state_callbacks):
+            try:
+                await cb(connected)
+            except Exception:
+                log.exception("connection state callback failed")
+
+    @property
+    def connected(self) -> bool:
+        return bool(self.nc.is_connected)
+
+    async def publish(
+        self,
+        subject: str,
+        data: bytes,
+        *,
+        reply: str = "",
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        try:
+            await self.nc.publish(
+                subject, data, reply=reply, headers=dict(headers) if headers else None
+            )
+        except NatsError as exc:
+            raise BusError(f"publish on {subject} failed: {exc or type(exc).__name__}") from exc
+
+    async def subscribe(
+        self, subject: str, handler: Handler, *, queue: str = ""
+    ) -> _NatsSubscription:
+        async def deliver(msg: Msg) -> None:
+            await handler(BusMessage(msg.subject, msg.data, msg.reply, msg.headers))
+
+        try:
+            sub = await self.nc.subscribe(
+                subject,
+                queue=queue,
+                cb=deliver,
+                pending_msgs_limit=PENDING_MSGS,
+                pending_bytes_limit=PENDING_BYTES,
+            )
+        except NatsError as exc:
+            raise BusError(f"subscribe to {subject} failed: {exc or type(exc).__name__}") from exc
+        return _NatsSubscription(sub)
+
+    def new_inbox(self) -> str:
+        return str(self.nc.new_inbox())
+
+    async def flush(self, timeout: float = 5.0) -> None:
+        try:
+            await self.nc.flush(timeout=int(max(1, timeout)))
+        except (NatsError, TimeoutError) as exc:
+            raise BusError(f"flush failed: {exc or type(exc).__name__}") from exc
+
+    async def close(self) -> None:
+        if self.nc.is_closed:
+            return
+        try:
+            await self.nc.drain()
+        except (NatsError, TimeoutError) as exc:
+            log.warning("drain failed (%s); closing", exc or type(exc).__name__)
+            await self.nc.close()
+
+    def on_state(self, callback: StateCallback) -> None:
+        self._state_callbacks.append(callback)
