@@ -148,6 +148,9 @@ class Bus(ABC):
         done = anyio.Event()
 
         async def collect(msg: BusMessage) -> None:
+            if not msg.data and msg.header("Status") == "503":
+                done.set()  # the server's "no responders" notice
+                return
             got.append(msg)
             if max_replies and len(got) >= max_replies:
                 done.set()

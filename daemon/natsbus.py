@@ -42,6 +42,7 @@ class NatsBus(Bus):
 
     def __init__(self, nc: Client) -> None:
         self.nc = nc
+        self.closing = False
         self._state_callbacks: list[StateCallback] = []
 
     @classmethod
@@ -61,6 +62,8 @@ class NatsBus(Bus):
             log.warning("nats error: %s", exc)
 
         async def on_disconnect() -> None:
+            if bus is not None and bus.closing:
+                return
             log.warning("disconnected from NATS")
             if bus is not None:
                 await bus._notify(False)
@@ -146,6 +149,7 @@ class NatsBus(Bus):
             raise BusError(f"flush failed: {exc or type(exc).__name__}") from exc
 
     async def close(self) -> None:
+        self.closing = True
         if self.nc.is_closed:
             return
         try:
