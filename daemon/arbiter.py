@@ -1,0 +1,391 @@
+"""The arbiter: the beat loop (SPEC 2).
+
+Each beat: wait for the tick, build the :class:`Pulse`, publish it on
+``<prefix>.pulse`` with the beat's reply subject, gather the replies until
+all are in or the deadline passes, decide, step the PID and the genome,
+publish the :class:`Decision` and the :class:`BeatRecord`, and carry the
+beat's estimates into the next pulse's context.
+
+The arbiter never imports a plugin: it sees plugins only as names on the
+bus (discovery) and typed replies (schemas).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+
+import anyio
+from anyio.abc import TaskStatus
+
+from venom.daemon.beatstats import BeatStats
+from venom.daemon.bus import Bus
+from venom.daemon.decision import DecisionInputs, decide
+from venom.daemon.discovery import Discovery
+from venom.daemon.gather import Gather
+from venom.daemon.genome import Genome
+from venom.daemon.inputs import InputState
+from venom.daemon.micro import EndpointStats, MicroService
+from venom.daemon.pid import GenomicPid
+from venom.daemon.scheduler import Scheduler, Tick
+from venom.daemon.settings import VenomConfig
+from venom.daemon.tlambda import t_lambda
+from venom.schemas import (
+    HDR_BEAT,
+    HDR_TRACEPARENT,
+    SCHEMA_VERSION,
+    BeatRecord,
+    BusError,
+    Codec,
+    CoreReply,
+    Decision,
+    EstimateReply,
+    GuardVerdict,
+    PidState,
+    Pulse,
+    PulseContext,
+    Reply,
+    Subjects,
+    Telemetry,
+    ThreatReply,
+    VenomError,
+)
+
+log = logging.getLogger("venom.arbiter")
+
+VERSION = "0.1.0"
+RecordSink = Callable[[BeatRecord], Awaitable[None]]
+
+_MASK64 = (1 << 64) - 1
+
+
+def beat_seed(run_seed: int, beat: int) -> int:
+    """The seed of ``beat`` (SplitMix64 of run seed and beat; SPEC 8)."""
+    z = (run_seed * 0x9E3779B97F4A7C15 + beat + 1) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return (z ^ (z >> 31)) & ((1 << 53) - 1)
+
+
+class Arbiter:
+    """Runs the beat loop on a bus. Start with :meth:`run` in a task group."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        config: VenomConfig,
+        *,
+        codec: Codec | None = None,
+        record_sink: RecordSink | None = None,
+    ) -> None:
+        self.bus = bus
+        self.config = config
+        self.subjects = Subjects(config.nats.prefix)
+        self.codec = codec or Codec(max_bytes=config.beat.max_reply_bytes)
+        self.gather = Gather(bus, self.codec, breaker_after=config.beat.breaker_after)
+        self.discovery = Discovery(
+            prefix=self.subjects.prefix, forget_after=3 * config.beat.discovery_interval
+        )
+        self.pid = GenomicPid(config.pid)
+        self.genome = Genome(config.genome)
+        self.inputs = InputState(self.subjects, self.codec)
+        self.stats = BeatStats()
+        self.record_sink = record_sink
+        self.beat = 0
+        self.paused = False
+        self.ready = False
+        self.last_decision: Decision | None = None
+        self.last_pid = PidState()
+        self.period = self._compute_period()
+        self.scheduler = Scheduler(self.period)
+        self._context = PulseContext()
+        self._stopping = False
+        self._wake = anyio.Event()
+        self._last_start: float | None = None
+        self._required = frozenset(config.plugins.required_guards)
+        self._encode = self.codec.encode
+        self.endpoint = EndpointStats("ctl", f"{self.subjects.prefix}.ctl.>")
+        self.service = MicroService(
+            "venom-arbiter",
+            VERSION,
+            description="venom arbiter: the beat loop",
+            metadata={
+                "venom.role": "arbiter",
+                "venom.schema": str(SCHEMA_VERSION),
+                "venom.prefix": self.subjects.prefix,
+            },
+            endpoints=[self.endpoint],
+            stats_data=self._stats_data,
+        )
+
+    # -- period -----------------------------------------------------------
+
+    def _compute_period(self) -> float:
+        cfg = self.config.beat
+        if cfg.period is not None:
+            return cfg.period
+        k, p = (self.discovery.k, self.discovery.p) if self.discovery.plugins else (cfg.k, cfg.p)
+        if k * p <= 1:
+            # Too few cores live for T_Λ: keep the period we have (SPEC 2.1).
+            return getattr(self, "period", t_lambda(cfg.k, cfg.p, t1=cfg.t1, u=cfg.u))
+        return t_lambda(k, p, t1=cfg.t1, u=cfg.u, floor=cfg.min_period)
+
+    def deadline(self) -> float:
+        """Seconds a beat gathers for."""
+        cfg = self.config.beat
+        if cfg.deadline is not None:
+            return cfg.deadline
+        if self.period == 0:
+            return cfg.back_to_back_deadline
+        return cfg.deadline_fraction * self.period
+
+    @property
+    def k(self) -> int:
+        return self.discovery.k if self.discovery.plugins else self.config.beat.k
+
+    @property
+    def p(self) -> int:
+        return self.discovery.p if self.discovery.plugins else self.config.beat.p
+
+    # -- lifecycle --------------------------------------------------------
+
+    async def run(
+        self, *, beats: int = 0, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Run beats until :meth:`stop` (or ``beats`` beats when > 0)."""
+        from venom.daemon.control import Control
+
+        control = Control(self)
+        await self.gather.start()
+        await self.inputs.start(self.bus)
+        await control.start()
+        await self.service.start(self.bus)
+        try:
+            # Start-up discovery waits longer: a cold process answers slowly.
+            await self.refresh_plugins(max(0.5, self.config.beat.discovery_timeout))
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._discovery_loop)
+                self.ready = True
+                task_status.started()
+                try:
+                    await self._beat_loop(beats or self.config.beat.beats)
+                finally:
+                    self.ready = False
+                    tg.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.service.stop()
+                await control.stop()
+                await self.inputs.stop()
+                await self.gather.stop()
+
+    def stop(self) -> None:
+        """Finish the current beat, then return from :meth:`run`."""
+        self._stopping = True
+        self._wake.set()
+
+    def pause(self) -> None:
+        self.paused = True
+
+    def resume(self) -> None:
+        if self.paused:
+            self.paused = False
+            self._wake.set()
+
+    async def refresh_plugins(self, timeout: float | None = None) -> None:
+        """Ask the bus who is live and follow T_Λ."""
+        try:
+            await self.discovery.refresh(self.bus, timeout or self.config.beat.discovery_timeout)
+        except VenomError as exc:
+            log.warning("discovery failed: %s", exc)
+        self._follow_period()
+
+    def _follow_period(self) -> None:
+        period = self._compute_period()
+        if period != self.period:
+            log.info(
+                "period %.3f ms -> %.3f ms (k=%d, P=%d)",
+                self.period * 1e3,
+                period * 1e3,
+                self.k,
+                self.p,
+            )
+            self.period = period
+            self.scheduler.set_period(period)
+
+    async def _discovery_loop(self) -> None:
+        while True:
+            await anyio.sleep(self.config.beat.discovery_interval)
+            await self.refresh_plugins()
+
+    def stopping(self) -> bool:
+        """Whether :meth:`stop` was called (a method: it changes under our feet)."""
+        return self._stopping
+
+    async def _beat_loop(self, max_beats: int) -> None:
+        self.scheduler.restart()
+        while not self.stopping() and not (max_beats and self.beat >= max_beats):
+            if self.paused:
+                self._wake = anyio.Event()
+                await self._wake.wait()
+                self.scheduler.restart()
+                continue
+            tick = await self.scheduler.wait()
+            if self.stopping():
+                break
+            await self.run_beat(tick)
+
+    # -- one beat -----------------------------------------------------------
+
+    async def run_beat(self, tick: Tick) -> BeatRecord:
+        """Run one beat started by ``tick``; return its record."""
+        beat = self.beat + 1
+        self.beat = beat
+        start = time.perf_counter()
+        dt = start - self._last_start if self._last_start is not None else self.period
+        self._last_start = start
+        budget = self.deadline()
+        if self.period > 0:
+            budget = max(0.0, budget - tick.lateness)  # deadline counts from the tick
+        now_wall = time.time()
+        trace_id = secrets.token_hex(16)
+        span_id = secrets.token_hex(8)
+        pulse = Pulse(
+            beat=beat,
+            issued_at=now_wall,
+            deadline=now_wall + budget,
+            t_lambda=self.period,
+            seed=beat_seed(self.config.beat.seed, beat),
+            weights=self.genome.weights,
+            features=self.inputs.features(),
+            context=self._context,
+        )
+        gather = self.gather
+        gather.open(beat, gather.waiting_for(self.discovery.live()))
+        try:
+            await self.bus.publish(
+                self.subjects.pulse,
+                self._encode(pulse),
+                reply=gather.reply_subject(beat),
+                headers={HDR_BEAT: str(beat), HDR_TRACEPARENT: f"00-{trace_id}-{span_id}-01"},
+            )
+        except BusError as exc:
+            log.warning("pulse %d not sent: %s", beat, exc)
+        else:
+            await gather.wait(budget)
+        report, replies = gather.close()
+        t_obs = time.perf_counter() - start
+        decision, context = self._aggregate(beat, replies, report.missing, t_obs)
+        pid_state = self.pid.update(t_obs, dt)
+        self.genome.step(
+            pid_state.output, decision.threat, beat, output_limit=self.config.pid.output_limit
+        )
+        record = BeatRecord(
+            beat=beat,
+            pulse=pulse,
+            replies=replies,
+            report=report,
+            decision=decision,
+            pid=pid_state,
+            trace_id=trace_id,
+            span_id=span_id,
+        )
+        self._context = PulseContext(
+            decision=decision.action,
+            threat=decision.threat,
+            stability=decision.stability,
+            urgency=decision.urgency,
+            gain=decision.gain,
+            estimates=context,
+            down=report.down,
+            failing=sorted({*report.failed, *report.rejected, *report.missing}),
+            missing=report.missing,
+            anomalies=self.inputs.take_anomalies(),
+            cooling=self._cooling(replies),
+        )
+        self.inputs.after_beat(report, t_obs)
+        self.last_decision = decision
+        self.last_pid = pid_state
+        try:
+            await self.bus.publish(self.subjects.decision, self._encode(decision))
+            if self.record_sink is not None:
+                await self.record_sink(record)
+        except BusError as exc:
+            log.warning("beat %d not published: %s", beat, exc)
+        heard = gather.heard
+        if heard:
+            if self.discovery.heard_from(heard):
+                self._follow_period()
+            heard.clear()
+        self.stats.record(report, decision, time.perf_counter() - start)
+        return record
+
+    def _aggregate(
+        self, beat: int, replies: dict[str, Reply], missing: list[str], t_obs: float
+    ) -> tuple[Decision, dict[str, float]]:
+        e_threat = model_threat = stability = urgency = gain = ml_weight = None
+        verdicts: dict[str, GuardVerdict] = {}
+        context: dict[str, float] = {}
+        for name, reply in replies.items():
+            match reply:
+                case CoreReply(core=core, score=score, details=details):
+                    if core == "E":
+                        e_threat = score
+                    elif core == "B":
+                        stability = score
+                    elif core == "R":
+                        urgency = score
+                    else:
+                        gain = score
+                    context[f"{name}.score"] = score
+                    for key, value in details.items():
+                        context[f"{name}.{key}"] = value
+                case GuardVerdict():
+                    verdicts[name] = reply
+                    context[f"{name}.metric"] = reply.metric
+                case ThreatReply(threat=threat):
+                    model_threat = threat
+                    ml_weight = reply.ml_weight
+                    context[f"{name}.threat"] = threat
+                case EstimateReply(values=values):
+                    for key, value in values.items():
+                        context[f"{name}.{key}"] = value
+                case Telemetry():
+                    self.inputs.take_telemetry(reply)
+        if self.inputs.ml_weight is not None:
+            ml_weight = self.inputs.ml_weight
+        inputs = DecisionInputs(
+            beat=beat,
+            e_threat=e_threat,
+            model_threat=model_threat,
+            stability=stability,
+            urgency=urgency,
+            gain=gain,
+            verdicts=verdicts,
+            required_guards=self._required,
+            missing=missing,
+            weights=self.genome.weights,
+            t_obs=t_obs,
+            ml_weight=ml_weight,
+        )
+        return decide(inputs, self.config.thresholds), context
+
+    @staticmethod
+    def _cooling(replies: dict[str, Reply]) -> str:
+        for reply in replies.values():
+            if isinstance(reply, GuardVerdict) and reply.recommend:
+                return reply.recommend
+        return ""
+
+    def _stats_data(self) -> dict[str, object]:
+        return {
+            "beat": self.beat,
+            "rate": round(self.stats.rate(), 3),
+            "missed_ticks": self.scheduler.missed,
+            "p50_beat_ns": int(self.stats.percentile(50) * 1e9),
+            "p99_beat_ns": int(self.stats.percentile(99) * 1e9),
+            "t_lambda_ns": int(self.period * 1e9) if math.isfinite(self.period) else 0,
+        }

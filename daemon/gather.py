@@ -1,0 +1,245 @@
+"""Scatter-gather with a deadline (SPEC 2.2).
+
+One wildcard subscription on ``<inbox>.*`` receives every reply for every
+beat (the beat number is the last token of the reply subject), so there is
+no per-beat subscription or task. :meth:`Gather.open` starts a beat with the
+set of plugins to wait for; :meth:`Gather.wait` returns when all of them are
+in or the deadline passes; :meth:`Gather.close` turns what arrived into a
+:class:`GatherReport` and updates each plugin's breaker: after
+``breaker_after`` misses in a row a plugin is *down* and not waited for, and
+it is waited for again as soon as it replies.
+
+Replies for an older beat are *late*: counted per plugin and dropped.
+Malformed replies are *rejected*: counted per plugin, logged once with their
+subject, never fatal. Error replies are *failed*.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Literal
+
+import anyio
+
+from venom.daemon.bus import Bus, BusMessage, Subscription
+from venom.daemon.ratelog import ProblemLog
+from venom.schemas import (
+    HDR_PLUGIN,
+    HDR_SERVICE_ERROR,
+    Codec,
+    ErrorReply,
+    GatherReport,
+    Reply,
+    SchemaError,
+)
+
+log = logging.getLogger("venom.gather")
+
+
+class PluginHealth:
+    """What the arbiter knows about one plugin's answers."""
+
+    __slots__ = (
+        "down",
+        "failed",
+        "last_latency",
+        "late",
+        "missed",
+        "misses",
+        "name",
+        "rejected",
+        "replies",
+    )
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.misses = 0  # in a row
+        self.down = False
+        self.last_latency: float | None = None
+        self.replies = 0
+        self.missed = 0
+        self.late = 0
+        self.failed = 0
+        self.rejected = 0
+
+
+class Gather:
+    """Collects plugin replies per beat on one reply subscription."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        codec: Codec,
+        *,
+        breaker_after: int = 5,
+    ) -> None:
+        self.bus = bus
+        self.codec = codec
+        self.breaker_after = breaker_after
+        self.health: dict[str, PluginHealth] = {}
+        self.problems = ProblemLog(log)
+        self.prefix = ""
+        self._sub: Subscription | None = None
+        self._clock = time.perf_counter
+        # State of the open beat.
+        self.beat = -1
+        self._open = False
+        self._expected: frozenset[str] = frozenset()
+        self._waiting = 0
+        self._started = 0.0
+        self._replies: dict[str, Reply] = {}
+        self._latency: dict[str, float] = {}
+        self._late: dict[str, int] = {}
+        self._failed: dict[str, str] = {}
+        self._rejected: dict[str, str] = {}
+        self._done = anyio.Event()
+        #: Plugins heard from (any reply, late ones too) since the arbiter last looked.
+        self.heard: set[str] = set()
+
+    async def start(self) -> None:
+        """Subscribe to this arbiter's reply subjects."""
+        self.prefix = self.bus.new_inbox()
+        self._sub = await self.bus.subscribe(f"{self.prefix}.*", self._on_reply)
+
+    async def stop(self) -> None:
+        if self._sub is not None:
+            await self._sub.unsubscribe()
+            self._sub = None
+
+    def reply_subject(self, beat: int) -> str:
+        """The reply subject of ``beat``."""
+        return f"{self.prefix}.{beat}"
+
+    def health_of(self, name: str) -> PluginHealth:
+        h = self.health.get(name)
+        if h is None:
+            h = self.health[name] = PluginHealth(name)
+        return h
+
+    def waiting_for(self, live: set[str] | frozenset[str]) -> frozenset[str]:
+        """The live plugins that are not down: whose replies a beat waits for."""
+        health = self.health
+        return frozenset(n for n in live if not (n in health and health[n].down))
+
+    def open(self, beat: int, expected: frozenset[str]) -> None:
+        """Start gathering ``beat``, waiting for the plugins in ``expected``."""
+        self.beat = beat
+        self._open = True
+        self._expected = expected
+        self._waiting = len(expected)
+        self._started = self._clock()
+        self._replies = {}
+        self._latency = {}
+        self._failed = {}
+        self._rejected = {}
+        self._done = anyio.Event()
+        if not expected:
+            self._done.set()
+
+    async def wait(self, timeout: float) -> bool:
+        """Wait until every expected reply is in (True) or ``timeout`` passes (False)."""
+        if self._done.is_set():
+            return True
+        with anyio.move_on_after(max(0.0, timeout)):
+            await self._done.wait()
+        return self._done.is_set()
+
+    def close(self) -> tuple[GatherReport, dict[str, Reply]]:
+        """Stop gathering the open beat; return its report and its replies."""
+        self._open = False
+        elapsed = self._clock() - self._started
+        # Late replies that arrive between beats are reported with the next one.
+        late, self._late = self._late, {}
+        answered = self._replies.keys() | self._failed.keys() | self._rejected.keys()
+        missing = sorted(self._expected - answered)
+        for name in missing:
+            h = self.health_of(name)
+            h.misses += 1
+            h.missed += 1
+            if h.misses >= self.breaker_after and not h.down:
+                h.down = True
+                log.warning("plugin %s missed %d beats in a row: marked down", name, h.misses)
+        down = sorted(n for n, h in self.health.items() if h.down)
+        closed_by: Literal["all", "deadline", "none"]
+        if not self._expected:
+            closed_by = "none"
+        elif self._done.is_set():
+            closed_by = "all"
+        else:
+            closed_by = "deadline"
+        report = GatherReport(
+            beat=self.beat,
+            expected=sorted(self._expected),
+            replied=self._latency,
+            late=late,
+            failed=self._failed,
+            rejected=self._rejected,
+            missing=missing,
+            down=down,
+            closed_by=closed_by,
+            gather_s=elapsed,
+        )
+        return report, self._replies
+
+    def _answered(self, name: str) -> None:
+        h = self.health_of(name)
+        h.misses = 0
+        if h.down:
+            h.down = False
+            log.info("plugin %s replied again: waited for again", name)
+        if name in self._expected:
+            self._waiting -= 1
+            if self._waiting <= 0:
+                self._done.set()
+
+    async def _on_reply(self, msg: BusMessage) -> None:
+        subject = msg.subject
+        name = msg.header(HDR_PLUGIN)
+        try:
+            beat = int(subject[len(self.prefix) + 1 :])
+        except ValueError:
+            self.problems.report("bad reply subject", name, subject, "not a beat number")
+            return
+        if not name:
+            self.problems.report("reply without Venom-Plugin header", "", subject, "dropped")
+            return
+        self.heard.add(name)
+        if beat != self.beat or not self._open:
+            self._late[name] = self._late.get(name, 0) + 1
+            h = self.health_of(name)
+            h.late += 1
+            if h.down:
+                # A down plugin is not waited for, so its replies come late: any
+                # reply shows it is back, and the next beat waits for it again.
+                h.down = False
+                h.misses = 0
+                log.info("plugin %s replied again: waited for again", name)
+            return
+        if name in self._replies or name in self._failed or name in self._rejected:
+            self.problems.report("duplicate reply", name, subject, f"beat {beat}")
+            return
+        latency = self._clock() - self._started
+        h = self.health_of(name)
+        h.last_latency = latency
+        error = msg.header(HDR_SERVICE_ERROR)
+        try:
+            reply = self.codec.decode_reply(msg.data) if msg.data else None
+        except SchemaError as exc:
+            reply = None
+            if not error:
+                self._rejected[name] = str(exc)
+                h.rejected += 1
+                self.problems.report("rejected reply", name, subject, str(exc))
+                self._answered(name)
+                return
+        if error or isinstance(reply, ErrorReply) or reply is None:
+            text = error or (reply.description if isinstance(reply, ErrorReply) else "empty reply")
+            self._failed[name] = text
+            h.failed += 1
+            self._answered(name)
+            return
+        self._replies[name] = reply
+        self._latency[name] = latency
+        h.replies += 1
+        self._answered(name)
