@@ -1,0 +1,84 @@
+"""Small online statistics the cores share: a rolling window and an EWMA.
+
+Plain floats, no per-beat allocation beyond the deque slot: these run every
+beat in every core.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+
+def finite(value: float) -> bool:
+    """True for a real number (not NaN, not ±inf)."""
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+class Rolling:
+    """Mean and variance over the last ``size`` values."""
+
+    __slots__ = ("values",)
+
+    def __init__(self, size: int) -> None:
+        self.values: deque[float] = deque(maxlen=size)
+
+    def push(self, value: float) -> None:
+        self.values.append(value)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    @property
+    def full(self) -> bool:
+        return len(self.values) == self.values.maxlen
+
+    def mean(self) -> float:
+        return sum(self.values) / len(self.values) if self.values else 0.0
+
+    def variance(self) -> float:
+        """Sample variance (0 with fewer than two values)."""
+        n = len(self.values)
+        if n < 2:
+            return 0.0
+        m = self.mean()
+        return sum((v - m) ** 2 for v in self.values) / (n - 1)
+
+    def slope(self) -> float:
+        """Least-squares slope per sample (0 with fewer than two values)."""
+        n = len(self.values)
+        if n < 2:
+            return 0.0
+        x_mean = (n - 1) / 2
+        y_mean = self.mean()
+        num = sum((i - x_mean) * (y - y_mean) for i, y in enumerate(self.values))
+        den = sum((i - x_mean) ** 2 for i in range(n))
+        return num / den
+
+
+class Ewma:
+    """Exponentially weighted mean and variance (West's incremental form)."""
+
+    __slots__ = ("alpha", "count", "mean", "var")
+
+    def __init__(self, alpha: float) -> None:
+        self.alpha = alpha
+        self.mean = 0.0
+        self.var = 0.0
+        self.count = 0
+
+    def z(self, value: float, floor: float) -> float:
+        """z-score of ``value`` against the baseline (std floored at ``floor``)."""
+        std = max(math.sqrt(self.var), floor)
+        return (value - self.mean) / std
+
+    def update(self, value: float) -> None:
+        if self.count == 0:
+            self.mean = value
+            self.var = 0.0
+        else:
+            diff = value - self.mean
+            incr = self.alpha * diff
+            self.mean += incr
+            self.var = (1 - self.alpha) * (self.var + diff * incr)
+        self.count += 1
