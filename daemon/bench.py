@@ -1,0 +1,198 @@
+"""``venom bench``: the beat loop against a raw nats-py scatter-gather.
+
+For each N, in the same process, on the same server and event loop:
+
+- **venom**: the real :class:`Arbiter` (back-to-back beats, decision and beat
+  record published every beat) with N no-op plugins hosted on a second
+  connection;
+- **raw**: the same shape written directly against nats-py: one request on a
+  subject, N responders in N queue groups, wait for N replies, repeat.
+
+Rounds alternate venom/raw so machine drift hits both; the best round of
+each is reported with its p50/p99 beat time, and the ratio venom/raw.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from contextlib import AsyncExitStack
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from typing import Any
+
+import anyio
+import msgspec
+import nats
+
+from venom.daemon.arbiter import Arbiter
+from venom.daemon.embedded import EmbeddedServer
+from venom.daemon.natsbus import NatsBus
+from venom.daemon.settings import BeatConfig, PluginsConfig, RunConfig, VenomConfig
+from venom.plugins.host import PluginHost
+from venom.plugins.noop import noop_class
+from venom.schemas import BeatRecord, Codec, EstimateReply, Subjects
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+async def bench_venom(url: str, n: int, duration: float, prefix: str) -> dict[str, float]:
+    """Beats/s and beat-time percentiles of the real arbiter with N no-op plugins."""
+    config = VenomConfig(
+        beat=BeatConfig(
+            period=0.0, back_to_back_deadline=1.0, discovery_interval=3600.0, discovery_timeout=0.5
+        ),
+        plugins=PluginsConfig(run=[]),
+        run=RunConfig(live=False),
+    )
+    config = msgspec.structs.replace(
+        config, nats=msgspec.structs.replace(config.nats, prefix=prefix)
+    )
+    subjects = Subjects(prefix)
+    codec = Codec()
+    async with AsyncExitStack() as stack:
+        bus = await NatsBus.connect(url, name="bench-arbiter")
+        stack.push_async_callback(bus.close)
+        plugin_bus = await NatsBus.connect(url, name="bench-plugins")
+        stack.push_async_callback(plugin_bus.close)
+        plugins = [noop_class(f"noop-{i}")() for i in range(n)]
+        await stack.enter_async_context(
+            PluginHost(plugins, plugin_bus, subjects=subjects, codec=codec)
+        )
+        await plugin_bus.flush()
+
+        async def sink(record: BeatRecord) -> None:
+            await bus.publish(subjects.beat, codec.encode(record))
+
+        arbiter = Arbiter(bus, config, codec=codec, record_sink=sink)
+        async with anyio.create_task_group() as tg:
+            await tg.start(arbiter.run)
+            if len(arbiter.discovery.plugins) != n:
+                raise RuntimeError(f"discovery saw {len(arbiter.discovery.plugins)} of {n}")
+            await anyio.sleep(0.2)  # warm-up
+            b0, t0 = arbiter.beat, time.perf_counter()
+            arbiter.stats.durations.clear()
+            await anyio.sleep(duration)
+            b1, t1 = arbiter.beat, time.perf_counter()
+            durations = list(arbiter.stats.durations)
+            arbiter.stop()
+        return {
+            "beats_per_s": (b1 - b0) / (t1 - t0),
+            "p50_ms": _percentile(durations, 50) * 1e3,
+            "p99_ms": _percentile(durations, 99) * 1e3,
+            "missing": float(arbiter.stats.missing),
+        }
+
+
+async def bench_raw(url: str, n: int, duration: float, prefix: str) -> dict[str, float]:
+    """The same scatter-gather written directly with nats-py."""
+    requester = await nats.connect(url, name="bench-raw-requester")
+    responders = await nats.connect(url, name="bench-raw-responders")
+    subject = f"{prefix}.raw"
+    payload = msgspec.json.encode(EstimateReply(estimator="noop"))
+    try:
+        for i in range(n):
+
+            async def respond(msg: Any, _name: str = f"noop-{i}") -> None:
+                await responders.publish(msg.reply, payload, headers={"Venom-Plugin": _name})
+
+            await responders.subscribe(subject, queue=f"{prefix}.noop-{i}", cb=respond)
+        await responders.flush()
+        inbox = requester.new_inbox()
+        state = {"beat": 0, "got": 0}
+        done = anyio.Event()
+
+        async def on_reply(msg: Any) -> None:
+            if int(msg.subject.rsplit(".", 1)[1]) != state["beat"]:
+                return
+            state["got"] += 1
+            if state["got"] >= n:
+                done.set()
+
+        await requester.subscribe(f"{inbox}.*", cb=on_reply)
+        await requester.flush()
+        durations: list[float] = []
+        stop_at = time.perf_counter() + duration + 0.2
+        warm_until = time.perf_counter() + 0.2
+        beats = 0
+        t_start = 0.0
+        while True:
+            t0 = time.perf_counter()
+            if t0 >= stop_at:
+                break
+            if t0 >= warm_until and not t_start:
+                t_start = t0
+            state["beat"] += 1
+            state["got"] = 0
+            done = anyio.Event()
+            await requester.publish(subject, b"{}", reply=f"{inbox}.{state['beat']}")
+            with anyio.move_on_after(1.0):
+                await done.wait()
+            if t_start:
+                beats += 1
+                durations.append(time.perf_counter() - t0)
+        elapsed = time.perf_counter() - t_start
+        return {
+            "beats_per_s": beats / elapsed,
+            "p50_ms": _percentile(durations, 50) * 1e3,
+            "p99_ms": _percentile(durations, 99) * 1e3,
+            "missing": 0.0,
+        }
+    finally:
+        await requester.drain()
+        await responders.drain()
+
+
+async def run_bench(
+    sizes: list[int], duration: float = 3.0, rounds: int = 2, url: str | None = None
+) -> list[dict[str, Any]]:
+    """Run both sides for every N; return one result dict per N."""
+    results = []
+    async with AsyncExitStack() as stack:
+        if not url:
+            tmp = stack.enter_context(TemporaryDirectory(prefix="venom-bench-"))
+            server = await stack.enter_async_context(EmbeddedServer(Path(tmp), jetstream=False))
+            url = server.url
+        for n in sizes:
+            venom_runs, raw_runs = [], []
+            for r in range(rounds):
+                venom_runs.append(await bench_venom(url, n, duration, f"bench{n}v{r}"))
+                raw_runs.append(await bench_raw(url, n, duration, f"bench{n}r{r}"))
+            best_v = max(venom_runs, key=lambda x: x["beats_per_s"])
+            best_r = max(raw_runs, key=lambda x: x["beats_per_s"])
+            results.append(
+                {
+                    "n": n,
+                    "venom": best_v,
+                    "raw": best_r,
+                    "ratio": best_v["beats_per_s"] / best_r["beats_per_s"],
+                    "ratio_median": statistics.median(
+                        v["beats_per_s"] / w["beats_per_s"]
+                        for v, w in zip(venom_runs, raw_runs, strict=True)
+                    ),
+                    "rounds": rounds,
+                    "duration_s": duration,
+                }
+            )
+    return results
+
+
+def format_results(results: list[dict[str, Any]]) -> str:
+    """A table of bench results."""
+    lines = [
+        f"{'N':>4}  {'venom beats/s':>13} {'p50 ms':>7} {'p99 ms':>7}   "
+        f"{'raw beats/s':>11} {'p50 ms':>7} {'p99 ms':>7}   {'venom/raw':>9}"
+    ]
+    for r in results:
+        v, w = r["venom"], r["raw"]
+        lines.append(
+            f"{r['n']:>4}  {v['beats_per_s']:>13.0f} {v['p50_ms']:>7.3f} {v['p99_ms']:>7.3f}   "
+            f"{w['beats_per_s']:>11.0f} {w['p50_ms']:>7.3f} {w['p99_ms']:>7.3f}   "
+            f"{r['ratio']:>9.2f}"
+        )
+    return "\n".join(lines)

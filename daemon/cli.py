@@ -1,0 +1,290 @@
+"""The ``venom`` command line (SPEC 10).
+
+Every command has ``--help``, exits 0 on success and non-zero with a
+one-line reason on failure; data commands take ``--json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from venom.schemas import ConfigError, Subjects, VenomError, export_schemas
+
+log = logging.getLogger("venom.cli")
+
+
+def _common_nats(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="F", help="config file (default ./venom.toml if present)")
+    p.add_argument(
+        "--nats",
+        metavar="URL",
+        help="NATS server URL (default: nats.url, "
+        "VENOM_NATS_URL, or the running embedded server of --state-dir)",
+    )
+    p.add_argument("--state-dir", metavar="D", help="state directory (default ./.venom)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="venom", description="Pulse-driven orchestration daemon on NATS."
+    )
+    parser.add_argument("--log-level", default=None, help="debug, info, warning, error")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = sub.add_parser("run", help="run the arbiter (and the configured plugins)")
+    _common_nats(run)
+    run.add_argument("--beats", type=int, metavar="N", help="run N beats, then exit")
+    run.add_argument(
+        "--period", type=float, metavar="S", help="fixed beat period in seconds (0 = back-to-back)"
+    )
+    run.add_argument("--seed", type=int, metavar="N", help="run seed")
+    run.add_argument("--scenario", metavar="NAME|PATH", help="plant disturbance scenario")
+    run.add_argument("--no-live", action="store_true", help="no live status line")
+
+    status = sub.add_parser("status", help="ask the running arbiter for its status")
+    _common_nats(status)
+    status.add_argument("--json", action="store_true", help="(default) JSON output")
+    status.add_argument("--timeout", type=float, default=2.0)
+
+    tail = sub.add_parser("tail", help="print messages on a subject live")
+    _common_nats(tail)
+    tail.add_argument("subject", nargs="?", help="subject (default <prefix>.decision)")
+    tail.add_argument("--json", action="store_true", help="one JSON object per message")
+    tail.add_argument("--count", type=int, default=0, metavar="N", help="stop after N")
+
+    plugins = sub.add_parser("plugins", help="list the plugins discovery sees on the bus")
+    _common_nats(plugins)
+    plugins.add_argument("--json", action="store_true")
+    plugins.add_argument("--timeout", type=float, default=0.5)
+
+    plugin = sub.add_parser("plugin", help="run or list plugins")
+    psub = plugin.add_subparsers(dest="plugin_command", metavar="ACTION", required=True)
+    prun = psub.add_parser("run", help="run plugins as their own process")
+    prun.add_argument("names", nargs="+", metavar="NAME|module:Class")
+    _common_nats(prun)
+    plist = psub.add_parser("list", help="installed plugins (entry points)")
+    plist.add_argument("--json", action="store_true")
+
+    bench = sub.add_parser("bench", help="measure the beat loop against raw nats-py")
+    bench.add_argument("--sizes", default="4,16,64", help="plugin counts, comma-separated")
+    bench.add_argument(
+        "--duration", type=float, default=3.0, metavar="S", help="seconds per measurement"
+    )
+    bench.add_argument("--rounds", type=int, default=2, help="alternating rounds per size")
+    bench.add_argument("--nats", metavar="URL", help="use this server instead of a private one")
+    bench.add_argument("--json", action="store_true")
+
+    schema = sub.add_parser("schema", help="message schemas")
+    ssub = schema.add_subparsers(dest="schema_command", metavar="ACTION", required=True)
+    sexp = ssub.add_parser("export", help="write a JSON Schema per message into DIR")
+    sexp.add_argument("dir", type=Path, metavar="DIR")
+    return parser
+
+
+def _load(args: argparse.Namespace, overrides: dict[str, Any] | None = None) -> Any:
+    from venom.daemon.config import load_config
+
+    path = Path(args.config) if getattr(args, "config", None) else None
+    return load_config(path, env=os.environ, overrides=overrides or {})
+
+
+def _state_dir(args: argparse.Namespace, config: Any) -> Path:
+    from venom.daemon.config import resolve_state_dir
+
+    return resolve_state_dir(getattr(args, "state_dir", None), config, os.environ)
+
+
+def _nats_url(args: argparse.Namespace, config: Any) -> str:
+    if getattr(args, "nats", None):
+        return str(args.nats)
+    if config.nats.url:
+        return str(config.nats.url)
+    from venom.daemon.config import resolve_state_dir
+    from venom.daemon.runner import URL_FILE
+
+    url_file = resolve_state_dir(getattr(args, "state_dir", None), config, os.environ) / URL_FILE
+    if url_file.exists():
+        return url_file.read_text().strip()
+    raise ConfigError(
+        "no NATS server: give --nats URL, set VENOM_NATS_URL, or start "
+        "`venom run` (its embedded server's URL is kept in the state dir)",
+        key="nats.url",
+    )
+
+
+async def _with_bus(url: str, fn: Callable[[Any], Awaitable[int]]) -> int:
+    from venom.daemon.natsbus import NatsBus
+
+    bus = await NatsBus.connect(url, name="venom-cli", connect_timeout=2.0)
+    try:
+        return await fn(bus)
+    finally:
+        await bus.close()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from venom.daemon.runner import run_daemon
+
+    overrides: dict[str, Any] = {}
+    if args.nats:
+        overrides["nats.url"] = args.nats
+    if args.period is not None:
+        overrides["beat.period"] = args.period
+    if args.seed is not None:
+        overrides["beat.seed"] = args.seed
+    if args.beats is not None:
+        overrides["beat.beats"] = args.beats
+    if args.scenario:
+        overrides["run.scenario"] = args.scenario
+    config = _load(args, overrides)
+    state_dir = _state_dir(args, config)
+    _run_async(run_daemon, config, state_dir, live=False if args.no_live else None)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from venom.daemon.clients import fetch_status
+
+    config = _load(args)
+    subjects = Subjects(config.nats.prefix)
+
+    async def go(bus: Any) -> int:
+        status = await fetch_status(bus, subjects, args.timeout)
+        print(json.dumps(status, indent=2))
+        return 0
+
+    return int(_run_async(_with_bus, _nats_url(args, config), go))
+
+
+def cmd_tail(args: argparse.Namespace) -> int:
+    from venom.daemon.clients import tail
+
+    config = _load(args)
+    subjects = Subjects(config.nats.prefix)
+    subject = args.subject or subjects.decision
+
+    async def go(bus: Any) -> int:
+        await tail(bus, subject, subjects, as_json=args.json, count=args.count)
+        return 0
+
+    return int(_run_async(_with_bus, _nats_url(args, config), go))
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from venom.daemon.clients import list_plugins, print_table
+
+    config = _load(args)
+    subjects = Subjects(config.nats.prefix)
+
+    async def go(bus: Any) -> int:
+        rows = await list_plugins(bus, subjects, args.timeout)
+        if args.json:
+            print(json.dumps(rows, indent=2))
+        else:
+            print_table(rows, empty="no plugins answered discovery")
+        return 0
+
+    return int(_run_async(_with_bus, _nats_url(args, config), go))
+
+
+def cmd_plugin(args: argparse.Namespace) -> int:
+    from venom.plugins.registry import available
+
+    if args.plugin_command == "list":
+        found = available()
+        if args.json:
+            print(json.dumps(found, indent=2, sort_keys=True))
+        else:
+            for name, target in sorted(found.items()):
+                print(f"{name:<24} {target}")
+        return 0
+    from venom.daemon.runner import run_plugins
+
+    config = _load(args)
+    url = _nats_url(args, config)
+    state_dir = _state_dir(args, config)
+    _run_async(run_plugins, config, list(args.names), url, state_dir)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from venom.daemon.bench import format_results, run_bench
+
+    try:
+        sizes = [int(s) for s in str(args.sizes).split(",") if s.strip()]
+    except ValueError as exc:
+        raise ConfigError(f"--sizes must be comma-separated integers: {exc}") from exc
+    if not sizes or any(n < 1 for n in sizes):
+        raise ConfigError("--sizes needs at least one positive integer")
+    results = _run_async(run_bench, sizes, args.duration, args.rounds, args.nats)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        print(format_results(results))
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    written = export_schemas(args.dir)
+    for path in written:
+        print(path)
+    return 0
+
+
+def _run_async(fn: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Any:
+    """Run ``fn`` on anyio's asyncio backend, with uvloop when installed."""
+    options: dict[str, Any] = {}
+    try:
+        import uvloop  # noqa: F401
+
+        options["use_uvloop"] = True
+    except ImportError:
+        pass
+
+    async def main() -> Any:
+        return await fn(*args, **kwargs)
+
+    return anyio.run(main, backend="asyncio", backend_options=options)
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "run": cmd_run,
+    "status": cmd_status,
+    "tail": cmd_tail,
+    "plugins": cmd_plugins,
+    "plugin": cmd_plugin,
+    "bench": cmd_bench,
+    "schema": cmd_schema,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``venom`` console command."""
+    from venom.daemon.logs import setup_logging
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.log_level or os.environ.get("VENOM_LOG_LEVEL", "info"))
+    try:
+        return COMMANDS[args.command](args)
+    except VenomError as exc:
+        print(f"venom: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except OSError as exc:
+        print(f"venom: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
