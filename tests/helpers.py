@@ -1,0 +1,88 @@
+"""Shared test helpers (not fixtures): configs and small plugins."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import anyio
+import msgspec
+
+from venom.daemon.settings import BeatConfig, PluginsConfig, RunConfig, VenomConfig
+from venom.plugins.sdk import NoConfig, Plugin
+from venom.schemas import CoreReply, EstimateReply, GuardVerdict, Pulse, Reply, Role
+
+
+def make_config(prefix: str = "venom", **beat: Any) -> VenomConfig:
+    """A config for tests: no live line, fast discovery, beat settings from kwargs."""
+    plugins = beat.pop("plugins", PluginsConfig(run=[]))
+    cfg = VenomConfig(
+        beat=BeatConfig(**{"discovery_interval": 0.2, "discovery_timeout": 0.1, **beat}),
+        plugins=plugins,
+        run=RunConfig(live=False),
+    )
+    return msgspec.structs.replace(cfg, nats=msgspec.structs.replace(cfg.nats, prefix=prefix))
+
+
+class Echo(Plugin[NoConfig]):
+    """Answers every pulse with its beat number."""
+
+    name: ClassVar[str] = "echo"
+    role: ClassVar[Role] = "estimator"
+    version: ClassVar[str] = "1.0.0"
+
+    async def handle(self, pulse: Pulse) -> Reply:
+        return EstimateReply(estimator=self.name, values={"beat": float(pulse.beat)})
+
+
+class Switchable(Plugin[NoConfig]):
+    """Answers while switched on; hangs (holding its queue) while off."""
+
+    name: ClassVar[str] = "switchable"
+    role: ClassVar[Role] = "estimator"
+    version: ClassVar[str] = "1.0.0"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._on = anyio.Event()
+        self._on.set()
+        self.delay = 0.0
+        self.handled: list[int] = []
+
+    def switch(self, on: bool) -> None:
+        if on:
+            self._on.set()
+        elif self._on.is_set():
+            self._on = anyio.Event()
+
+    async def handle(self, pulse: Pulse) -> Reply:
+        if self.delay:
+            await anyio.sleep(self.delay)
+        await self._on.wait()
+        self.handled.append(pulse.beat)
+        return EstimateReply(estimator=self.name, values={"beat": float(pulse.beat)})
+
+
+class FixedCore(Plugin[NoConfig]):
+    """A core that always answers with the same score."""
+
+    name: ClassVar[str] = "fixed-core"
+    role: ClassVar[Role] = "core"
+    version: ClassVar[str] = "1.0.0"
+    core: ClassVar[str] = "E"
+    score: ClassVar[float] = 0.0
+
+    async def handle(self, pulse: Pulse) -> Reply:
+        return CoreReply(core=self.core, score=self.score)  # type: ignore[arg-type]
+
+
+class FixedGuard(Plugin[NoConfig]):
+    """A guard with a fixed verdict."""
+
+    name: ClassVar[str] = "fixed-guard"
+    role: ClassVar[Role] = "guard"
+    version: ClassVar[str] = "1.0.0"
+    allow: ClassVar[bool] = True
+    severity: ClassVar[str] = "info"
+
+    async def handle(self, pulse: Pulse) -> Reply:
+        return GuardVerdict(guard=self.name, allow=self.allow, severity=self.severity)  # type: ignore[arg-type]

@@ -1,0 +1,147 @@
+"""The venom command as a user runs it: real processes, real nats-server."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+VENOM = [sys.executable, "-m", "venom.daemon"]
+
+
+def venom(*args: str, timeout: float = 60, **kw: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*VENOM, *args], capture_output=True, text=True, timeout=timeout, check=False, **kw
+    )  # type: ignore[call-overload, no-any-return]
+
+
+def spawn(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*VENOM, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def stop(proc: subprocess.Popen[str], timeout: float = 20) -> tuple[int, str]:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+        raise AssertionError(f"did not stop within {timeout}s:\n{err}") from None
+    return proc.returncode, err
+
+
+def wait_for(cond: object, timeout: float = 20.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():  # type: ignore[operator]
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_help_for_every_command() -> None:
+    for args in (
+        ["--help"],
+        ["run", "--help"],
+        ["status", "--help"],
+        ["tail", "--help"],
+        ["plugins", "--help"],
+        ["plugin", "run", "--help"],
+        ["bench", "--help"],
+        ["schema", "export", "--help"],
+    ):
+        res = venom(*args)
+        assert res.returncode == 0, (args, res.stderr)
+        assert "usage:" in res.stdout
+
+
+def test_run_embedded_beats_and_exits(tmp_path: Path) -> None:
+    res = venom("run", "--beats", "300", "--no-live", "--state-dir", str(tmp_path / "state"))
+    assert res.returncode == 0, res.stderr
+    assert "embedded nats-server at nats://127.0.0.1:" in res.stderr
+    assert "stopped after 300 beats" in res.stderr
+    assert not (tmp_path / "state" / "nats.url").exists()
+    assert (tmp_path / "state" / "jetstream").is_dir()
+
+
+def test_bad_config_names_the_key(tmp_path: Path) -> None:
+    cfg = tmp_path / "venom.toml"
+    cfg.write_text("[beat]\nperiod = 'fast'\n")
+    res = venom("run", "--config", str(cfg), "--beats", "1", "--state-dir", str(tmp_path))
+    assert res.returncode != 0
+    assert "beat.period" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_status_tail_plugins_and_an_out_of_process_plugin(nats_url: str, tmp_path: Path) -> None:
+    cfg = tmp_path / "venom.toml"
+    cfg.write_text(
+        '[nats]\nprefix = "clitest"\n'
+        '[plugins]\nrun = ["regen-core", "balance-core", "entropy-core"]\n'
+        "[beat]\ndiscovery_interval = 0.2\n"
+    )
+    common = ["--config", str(cfg), "--nats", nats_url]
+    plugin = spawn("plugin", "run", "optimize-core", *common, "--state-dir", str(tmp_path / "p"))
+    daemon = spawn("run", *common, "--no-live", "--state-dir", str(tmp_path / "d"))
+    try:
+
+        def counted() -> bool:
+            res = venom("status", *common)
+            if res.returncode != 0:
+                return False
+            st = json.loads(res.stdout)
+            names = {p["name"]: p for p in st["plugins"]}
+            opt = names.get("optimize-core")
+            return bool(st["k"] == 4 and opt and opt["last_latency_ms"] is not None)
+
+        wait_for(counted, what="optimize-core counted in k")
+        st = json.loads(venom("status", *common).stdout)
+        assert st["beat"] > 0
+        assert st["p"] == 5
+        assert st["t_lambda"] == pytest.approx(0.0042105, rel=1e-3)
+        assert set(st["weights"]) >= {"R", "B", "E", "O"}
+        assert {"pid_error", "pid_stable", "missed_ticks", "last_decision", "rate"} <= set(st)
+        assert st["last_decision"]["action"] in {
+            "STEADY",
+            "BALANCE",
+            "REPAIR",
+            "OPTIMIZE",
+            "ALERT",
+            "QUARANTINE",
+        }
+        tail = venom("tail", *common, "--count", "3", timeout=20)
+        assert tail.returncode == 0, tail.stderr
+        lines = tail.stdout.strip().splitlines()
+        assert len(lines) == 3
+        assert all(" beat " in line for line in lines)
+        plugins = venom("plugins", *common, "--json")
+        assert plugins.returncode == 0, plugins.stderr
+        rows = {r["name"]: r for r in json.loads(plugins.stdout)}
+        assert set(rows) == {"regen-core", "balance-core", "entropy-core", "optimize-core"}
+        assert rows["optimize-core"]["requests"] > 0
+    finally:
+        rc_daemon, err_daemon = stop(daemon)
+        rc_plugin, err_plugin = stop(plugin)
+    assert rc_daemon == 0, err_daemon
+    assert rc_plugin == 0, err_plugin
+    assert "stopped after" in err_daemon
+
+
+def test_status_without_a_daemon_fails_with_one_line(nats_url: str) -> None:
+    res = venom("status", "--nats", nats_url, "--timeout", "0.3")
+    assert res.returncode == 1
+    assert res.stderr.startswith("venom: error: no arbiter answered")

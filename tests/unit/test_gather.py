@@ -1,0 +1,124 @@
+"""Gather: missing, breaker, late replies, deadlines (issue 2, item 5), on the memory bus."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+
+import anyio
+import pytest
+
+from tests.helpers import Echo, Switchable, make_config
+from venom.daemon.arbiter import Arbiter
+from venom.daemon.memorybus import MemoryBus
+from venom.plugins.host import PluginHost
+from venom.schemas import BeatRecord
+
+pytestmark = pytest.mark.anyio
+
+
+async def wait_until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
+    with anyio.fail_after(timeout):
+        while not cond():
+            await anyio.sleep(0.001)
+
+
+async def test_missing_breaker_and_recovery() -> None:
+    bus = MemoryBus()
+    sw, echo = Switchable(), Echo()
+    records: list[BeatRecord] = []
+
+    async def sink(r: BeatRecord) -> None:
+        records.append(r)
+
+    config = make_config(period=0.02, deadline=0.01, breaker_after=5)
+    async with PluginHost([sw, echo], bus):
+        arbiter = Arbiter(bus, config, record_sink=sink)
+        async with anyio.create_task_group() as tg:
+            await tg.start(arbiter.run)
+            assert arbiter.discovery.live() == {"switchable", "echo"}
+            await wait_until(lambda: len(records) >= 3)
+            assert all(r.report.closed_by == "all" for r in records)
+            sw.switch(False)
+            switched = len(records)
+            await wait_until(lambda: len(records) >= switched + 9)
+            sw.switch(True)
+            recovered_from = len(records)
+            await wait_until(lambda: len(records) >= recovered_from + 6)
+            arbiter.stop()
+
+    # The beat in flight when it was switched off may or may not have had its reply.
+    off = [
+        r
+        for r in records[switched:recovered_from]
+        if "switchable" in r.report.missing or "switchable" in r.report.down
+    ]
+    misses = [r for r in off if r.report.missing == ["switchable"]]
+    assert len(misses) == 5, [r.report for r in off]
+    for r in misses:
+        assert r.report.closed_by == "deadline"
+        assert r.report.gather_s >= 0.009
+        assert r.decision.missing == ["switchable"]
+    down = off[5:]
+    assert down, "expected beats after the breaker opened"
+    for r in down:
+        assert r.report.down == ["switchable"]
+        assert r.report.expected == ["echo"]
+        assert r.report.missing == []
+        assert r.report.closed_by == "all"
+    # Switched on: its backlog arrives late (counted, dropped), then it is waited for again.
+    tail = records[recovered_from:]
+    assert sum(sum(r.report.late.values()) for r in records) >= 1
+    assert any("switchable" in r.report.replied for r in tail)
+    assert tail[-1].report.down == []
+    assert "switchable" in tail[-1].report.expected
+    h = arbiter.gather.health["switchable"]
+    assert h.late >= 1
+    assert h.down is False
+
+
+async def test_slow_plugin_does_not_delay_the_next_tick() -> None:
+    bus = MemoryBus()
+    sw = Switchable()
+    sw.delay = 0.05  # every reply misses the 10 ms deadline
+    records: list[BeatRecord] = []
+
+    async def sink(r: BeatRecord) -> None:
+        records.append(r)
+
+    config = make_config(period=0.02, deadline=0.01, breaker_after=1000)
+    async with PluginHost([sw], bus):
+        arbiter = Arbiter(bus, config, record_sink=sink)
+        async with anyio.create_task_group() as tg:
+            await tg.start(arbiter.run)
+            await wait_until(lambda: len(records) >= 10)
+            arbiter.stop()
+    assert arbiter.scheduler.missed == 0
+    assert all(r.report.missing == ["switchable"] for r in records[:10])
+    assert all(r.report.closed_by == "deadline" for r in records[:10])
+
+
+async def test_overrunning_beats_skip_ticks_and_count_them() -> None:
+    bus = MemoryBus()
+    sw = Switchable()
+    sw.switch(False)
+    records: list[BeatRecord] = []
+
+    async def sink(r: BeatRecord) -> None:
+        records.append(r)
+
+    # A deadline longer than the period: every beat overruns ~3 ticks.
+    config = make_config(period=0.01, deadline=0.035, breaker_after=1000)
+    async with PluginHost([sw], bus):
+        arbiter = Arbiter(bus, config, record_sink=sink)
+        async with anyio.create_task_group() as tg:
+            await tg.start(arbiter.run)
+            await wait_until(lambda: len(records) >= 5)
+            arbiter.stop()
+            sw.switch(True)
+    assert [r.beat for r in records] == list(range(1, len(records) + 1))
+    # 3 ticks skipped per beat (the 4th, 40 ms later, starts the next beat), never queued.
+    assert arbiter.scheduler.missed >= 3 * (len(records) - 1)
+    starts = [r.pulse.issued_at for r in records]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert all(g >= 0.035 for g in gaps), gaps
