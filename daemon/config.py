@@ -48,10 +48,10 @@ def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
-    """``VENOM_<SECTION>_<KEY>`` variables as a dotted-key mapping."""
+def env_overrides(env: Mapping[str, str]) -> dict[str, tuple[Any, str]]:
+    """``VENOM_<SECTION>_<KEY>`` variables: dotted key → (value, variable name)."""
     sections = _sections()
-    out: dict[str, Any] = {}
+    out: dict[str, tuple[Any, str]] = {}
     for var, raw in env.items():
         if not var.startswith(ENV_PREFIX) or var in ENV_RESERVED:
             continue
@@ -67,7 +67,7 @@ def env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
             raise ConfigError(
                 f"unknown environment variable {var} (no key {field!r} in [{section}])", key=var
             )
-        out[f"{section}.{field}"] = _parse_env_value(raw)
+        out[f"{section}.{field}"] = (_parse_env_value(raw), var)
     return out
 
 
@@ -136,9 +136,11 @@ def load_config(
             raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
         except OSError as exc:
             raise ConfigError(f"cannot read {path}: {exc}") from exc
-    for key, value in env_overrides(env).items():
+    from_env = env_overrides(env)
+    for key, (value, _var) in from_env.items():
         _set_dotted(tree, key, value)
-        origin += f", env {key}"
+    if from_env:
+        origin += ", env " + " ".join(var for _, var in from_env.values())
     for key, value in (overrides or {}).items():
         _set_dotted(tree, key, value)
     return _validate(_decode(tree, origin))
@@ -171,7 +173,7 @@ def dump_default_config() -> str:
     defaults = msgspec.to_builtins(VenomConfig())
     for section, values in defaults.items():
         doc = (type(getattr(VenomConfig(), section)).__doc__ or "").strip().splitlines()
-        lines.append(f"# {doc[0]}" if doc else f"# [{section}]")
+        lines.append(f"# {doc[0].replace('``', '')}" if doc else f"# [{section}]")
         lines.append(f"[{section}]")
         for key, value in values.items():
             if value is None:

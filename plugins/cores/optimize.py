@@ -1,10 +1,10 @@
 """O — OptimizeCore: reinvestment (SPEC 2.5).
 
 A performance index per beat from stability (the previous decision's) and
-throughput (feature ``plant.throughput`` by default, normalised by its
-running maximum; stability alone when there is none)::
+throughput (feature ``plant.throughput`` by default) relative to its slow
+EWMA reference, clipped to [0, 4]; stability alone when there is none::
 
-    index = w_stability·stability + (1 − w_stability)·throughput_norm
+    index = w_stability·stability + (1 − w_stability)·throughput / reference
 
 The expected gain is the positive least-squares trend of the index over the
 window, projected ``horizon`` beats ahead and clipped to [0, 1]; zero until
@@ -18,7 +18,7 @@ from typing import Annotated, ClassVar
 import msgspec
 from msgspec import Meta
 
-from venom.plugins.cores.stats import Rolling, finite
+from venom.plugins.cores.stats import Ewma, Rolling, finite
 from venom.plugins.sdk import Plugin, PluginContext
 from venom.schemas import CoreReply, Pulse, Reply, Role
 
@@ -28,6 +28,7 @@ class OptimizeConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     horizon: Annotated[float, Meta(gt=0)] = 30.0
     throughput: str = "plant.throughput"
     w_stability: Annotated[float, Meta(ge=0, le=1)] = 0.5
+    reference_alpha: Annotated[float, Meta(gt=0, le=1)] = 0.01
 
 
 class OptimizeCore(Plugin[OptimizeConfig]):
@@ -44,7 +45,7 @@ class OptimizeCore(Plugin[OptimizeConfig]):
     ) -> None:
         super().__init__(config, context)
         self.index = Rolling(self.config.window)
-        self.max_throughput = 0.0
+        self.reference = Ewma(self.config.reference_alpha)
 
     async def handle(self, pulse: Pulse) -> Reply:
         cfg = self.config
@@ -52,8 +53,9 @@ class OptimizeCore(Plugin[OptimizeConfig]):
         stability = min(1.0, max(0.0, stability))
         value = pulse.features.get(cfg.throughput)
         if value is not None and finite(value):
-            self.max_throughput = max(self.max_throughput, abs(value))
-            norm = value / self.max_throughput if self.max_throughput > 0 else 0.0
+            ref = self.reference.mean if self.reference.count else value
+            norm = min(4.0, max(0.0, value / ref)) if ref > 0 else 0.0
+            self.reference.update(value)
             index = cfg.w_stability * stability + (1 - cfg.w_stability) * norm
         else:
             index = stability

@@ -73,12 +73,13 @@ async def test_bad_replies_are_rejected_counted_and_logged_once(
     assert [r.beat for r in records] == list(range(1, 21))
     health = arbiter.gather.health["rogue"]
     # The rogue is not a micro service: the arbiter learns of it from its first
-    # reply, which may come after beat 1 closed (then it is late, not rejected).
+    # reply, which may arrive after beat 1 closed; learned at the end of the beat
+    # it is heard in, it is waited for from beat 3 at the latest.
     assert health.rejected + health.late == 20
-    assert health.rejected >= 19
+    assert health.rejected >= 18
     assert health.replies == 0
     rejected = {r.beat: r.report.rejected.get("rogue", "") for r in records}
-    assert all(rejected[b] for b in range(2, 21)), rejected
+    assert all(rejected[b] for b in range(3, 21)), rejected
     for beat, text in rejected.items():
         if text:
             needle = ["malformed", "no-such-reply", "core", "malformed", "exceeds the limit"]
