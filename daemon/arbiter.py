@@ -164,8 +164,11 @@ class Arbiter:
         await control.start()
         await self.service.start(self.bus)
         try:
-            # Start-up discovery waits longer: a cold process answers slowly.
-            await self.refresh_plugins(max(0.5, self.config.beat.discovery_timeout))
+            # Start-up discovery: our subscriptions in place first, then two rounds
+            # (answers can be lost while other connections come and go).
+            await self.bus.flush()
+            for _ in range(2):
+                await self.refresh_plugins(max(0.25, self.config.beat.discovery_timeout))
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._discovery_loop)
                 self.ready = True

@@ -50,6 +50,13 @@ class BusMessage:
 
 
 Handler = Callable[[BusMessage], Awaitable[None]]
+
+
+def is_no_responders(msg: BusMessage) -> bool:
+    """The server's empty 503 "no responders" notice on a reply subject."""
+    return not msg.data and msg.header("Status") == "503"
+
+
 StateCallback = Callable[[bool], Awaitable[None]]
 
 
@@ -148,8 +155,9 @@ class Bus(ABC):
         done = anyio.Event()
 
         async def collect(msg: BusMessage) -> None:
-            if not msg.data and msg.header("Status") == "503":
-                done.set()  # the server's "no responders" notice
+            if is_no_responders(msg):
+                # Not an answer. nats-server can send it while responders on other
+                # connections are being registered, so keep waiting for the timeout.
                 return
             got.append(msg)
             if max_replies and len(got) >= max_replies:

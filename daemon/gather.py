@@ -22,7 +22,7 @@ from typing import Literal
 
 import anyio
 
-from venom.daemon.bus import Bus, BusMessage, Subscription
+from venom.daemon.bus import Bus, BusMessage, Subscription, is_no_responders
 from venom.daemon.ratelog import ProblemLog
 from venom.schemas import (
     HDR_PLUGIN,
@@ -194,6 +194,8 @@ class Gather:
                 self._done.set()
 
     async def _on_reply(self, msg: BusMessage) -> None:
+        if is_no_responders(msg):
+            return  # nobody subscribes to the pulse (yet): nothing to gather
         subject = msg.subject
         name = msg.header(HDR_PLUGIN)
         try:

@@ -170,6 +170,8 @@ class PluginHost:
                 await self._stack.enter_async_context(runner.plugin)
                 await runner.start()
                 self._stack.push_async_callback(runner.stop)
+            # Started means reachable: the server has every subscription.
+            await self.bus.flush()
         except BaseException:
             await self._stack.aclose()
             raise

@@ -1,20 +1,40 @@
-"""Gather: missing, breaker, late replies, deadlines (issue 2, item 5), on the memory bus."""
+"""Gather: missing, breaker, late replies, deadlines (issue 2, item 5).
+
+Each test runs on the in-memory bus and on a real nats-server.
+"""
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import anyio
 import pytest
 
 from tests.helpers import Echo, Switchable, make_config
 from venom.daemon.arbiter import Arbiter
+from venom.daemon.bus import Bus
 from venom.daemon.memorybus import MemoryBus
+from venom.daemon.natsbus import NatsBus
 from venom.plugins.host import PluginHost
 from venom.schemas import BeatRecord
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=["memory", pytest.param("nats", marks=pytest.mark.integration)])
+async def buses(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Bus, Bus]]:
+    """(arbiter bus, plugin bus): one MemoryBus twice, or two NATS connections."""
+    if request.param == "memory":
+        bus = MemoryBus()
+        yield bus, bus
+        await bus.close()
+        return
+    url = request.getfixturevalue("nats_url")
+    a, p = await NatsBus.connect(url), await NatsBus.connect(url)
+    yield a, p
+    await a.close()
+    await p.close()
 
 
 async def wait_until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -23,8 +43,8 @@ async def wait_until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
             await anyio.sleep(0.001)
 
 
-async def test_missing_breaker_and_recovery() -> None:
-    bus = MemoryBus()
+async def test_missing_breaker_and_recovery(buses: tuple[Bus, Bus]) -> None:
+    bus, pbus = buses
     sw, echo = Switchable(), Echo()
     records: list[BeatRecord] = []
 
@@ -32,7 +52,7 @@ async def test_missing_breaker_and_recovery() -> None:
         records.append(r)
 
     config = make_config(period=0.02, deadline=0.01, breaker_after=5)
-    async with PluginHost([sw, echo], bus):
+    async with PluginHost([sw, echo], pbus):
         arbiter = Arbiter(bus, config, record_sink=sink)
         async with anyio.create_task_group() as tg:
             await tg.start(arbiter.run)
@@ -77,8 +97,8 @@ async def test_missing_breaker_and_recovery() -> None:
     assert h.down is False
 
 
-async def test_slow_plugin_does_not_delay_the_next_tick() -> None:
-    bus = MemoryBus()
+async def test_slow_plugin_does_not_delay_the_next_tick(buses: tuple[Bus, Bus]) -> None:
+    bus, pbus = buses
     sw = Switchable()
     sw.delay = 0.05  # every reply misses the 10 ms deadline
     records: list[BeatRecord] = []
@@ -87,7 +107,7 @@ async def test_slow_plugin_does_not_delay_the_next_tick() -> None:
         records.append(r)
 
     config = make_config(period=0.02, deadline=0.01, breaker_after=1000)
-    async with PluginHost([sw], bus):
+    async with PluginHost([sw], pbus):
         arbiter = Arbiter(bus, config, record_sink=sink)
         async with anyio.create_task_group() as tg:
             await tg.start(arbiter.run)
@@ -98,8 +118,8 @@ async def test_slow_plugin_does_not_delay_the_next_tick() -> None:
     assert all(r.report.closed_by == "deadline" for r in records[:10])
 
 
-async def test_overrunning_beats_skip_ticks_and_count_them() -> None:
-    bus = MemoryBus()
+async def test_overrunning_beats_skip_ticks_and_count_them(buses: tuple[Bus, Bus]) -> None:
+    bus, pbus = buses
     sw = Switchable()
     sw.switch(False)
     records: list[BeatRecord] = []
@@ -109,7 +129,7 @@ async def test_overrunning_beats_skip_ticks_and_count_them() -> None:
 
     # A deadline longer than the period: every beat overruns ~3 ticks.
     config = make_config(period=0.01, deadline=0.035, breaker_after=1000)
-    async with PluginHost([sw], bus):
+    async with PluginHost([sw], pbus):
         arbiter = Arbiter(bus, config, record_sink=sink)
         async with anyio.create_task_group() as tg:
             await tg.start(arbiter.run)
