@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
-import secrets
+import random
 import time
 from collections.abc import Awaitable, Callable
 
@@ -35,7 +35,6 @@ from venom.daemon.settings import VenomConfig
 from venom.daemon.tlambda import t_lambda
 from venom.schemas import (
     HDR_BEAT,
-    HDR_TRACEPARENT,
     SCHEMA_VERSION,
     BeatRecord,
     BusError,
@@ -60,6 +59,8 @@ VERSION = "0.1.0"
 RecordSink = Callable[[BeatRecord], Awaitable[None]]
 
 _MASK64 = (1 << 64) - 1
+#: Trace and span ids (W3C: random, not secret; ids are never derived from the seed).
+_random = random.Random()
 
 
 def beat_seed(run_seed: int, beat: int) -> int:
@@ -105,6 +106,7 @@ class Arbiter:
         self._stopping = False
         self._wake = anyio.Event()
         self._last_start: float | None = None
+        self._heard_due = 0.0
         self._required = frozenset(config.plugins.required_guards)
         self._encode = self.codec.encode
         self.endpoint = EndpointStats("ctl", f"{self.subjects.prefix}.ctl.>")
@@ -254,8 +256,8 @@ class Arbiter:
         if self.period > 0:
             budget = max(0.0, budget - tick.lateness)  # deadline counts from the tick
         now_wall = time.time()
-        trace_id = secrets.token_hex(16)
-        span_id = secrets.token_hex(8)
+        trace_id = f"{_random.getrandbits(128):032x}"
+        span_id = f"{_random.getrandbits(64):016x}"
         pulse = Pulse(
             beat=beat,
             issued_at=now_wall,
@@ -273,7 +275,7 @@ class Arbiter:
                 self.subjects.pulse,
                 self._encode(pulse),
                 reply=gather.reply_subject(beat),
-                headers={HDR_BEAT: str(beat), HDR_TRACEPARENT: f"00-{trace_id}-{span_id}-01"},
+                headers={HDR_BEAT: str(beat)},
             )
         except BusError as exc:
             log.warning("pulse %d not sent: %s", beat, exc)
@@ -319,7 +321,9 @@ class Arbiter:
         except BusError as exc:
             log.warning("beat %d not published: %s", beat, exc)
         heard = gather.heard
-        if heard:
+        if heard and (not heard <= self.discovery.plugins.keys() or start >= self._heard_due):
+            # New names at once; last-seen times of known ones four times a second.
+            self._heard_due = start + 0.25
             if self.discovery.heard_from(heard):
                 self._follow_period()
             heard.clear()

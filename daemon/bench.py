@@ -5,8 +5,11 @@ For each N, in the same process, on the same server and event loop:
 - **venom**: the real :class:`Arbiter` (back-to-back beats, decision and beat
   record published every beat) with N no-op plugins hosted on a second
   connection;
-- **raw**: the same shape written directly against nats-py: one request on a
-  subject, N responders in N queue groups, wait for N replies, repeat.
+- **raw**: the same exchange written directly against nats-py: one request
+  on a subject, N responders in N queue groups, wait for N replies, repeat.
+  The bytes on the wire are the same as venom's (a pulse-sized payload with
+  the ``Venom-Beat`` header; replies with the ``Venom-Plugin`` header), so
+  the ratio measures venom's own work, not a different message shape.
 
 Rounds alternate venom/raw so machine drift hits both; the best round of
 each is reported with its p50/p99 beat time, and the ratio venom/raw.
@@ -31,7 +34,7 @@ from venom.daemon.natsbus import NatsBus
 from venom.daemon.settings import BeatConfig, PluginsConfig, RunConfig, VenomConfig
 from venom.plugins.host import PluginHost
 from venom.plugins.noop import noop_class
-from venom.schemas import BeatRecord, Codec, EstimateReply, Subjects
+from venom.schemas import BeatRecord, Codec, EstimateReply, Pulse, Subjects
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -95,6 +98,9 @@ async def bench_raw(url: str, n: int, duration: float, prefix: str) -> dict[str,
     responders = await nats.connect(url, name="bench-raw-responders")
     subject = f"{prefix}.raw"
     payload = msgspec.json.encode(EstimateReply(estimator="noop"))
+    request = msgspec.json.encode(
+        Pulse(beat=1, issued_at=time.time(), deadline=time.time(), t_lambda=0.0, seed=1)
+    )
     try:
         for i in range(n):
 
@@ -130,7 +136,12 @@ async def bench_raw(url: str, n: int, duration: float, prefix: str) -> dict[str,
             state["beat"] += 1
             state["got"] = 0
             done = anyio.Event()
-            await requester.publish(subject, b"{}", reply=f"{inbox}.{state['beat']}")
+            await requester.publish(
+                subject,
+                request,
+                reply=f"{inbox}.{state['beat']}",
+                headers={"Venom-Beat": str(state["beat"])},
+            )
             with anyio.move_on_after(1.0):
                 await done.wait()
             if t_start:

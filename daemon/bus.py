@@ -15,8 +15,17 @@ from typing import Protocol
 from venom.schemas import HDR_SERVICE_ERROR, HDR_SERVICE_ERROR_CODE
 
 
-class BusMessage:
-    """One received message. ``headers`` is None when the message had none."""
+class BusMessage(Protocol):
+    """A received message: nats-py's ``Msg`` fits as it is (no wrapper per message)."""
+
+    subject: str
+    data: bytes
+    reply: str
+    headers: dict[str, str] | None
+
+
+class Message:
+    """A :class:`BusMessage` made by venom (the memory bus, tests)."""
 
     __slots__ = ("data", "headers", "reply", "subject")
 
@@ -25,28 +34,30 @@ class BusMessage:
         subject: str,
         data: bytes,
         reply: str = "",
-        headers: Mapping[str, str] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         self.subject = subject
         self.data = data
         self.reply = reply
         self.headers = headers
 
-    def header(self, key: str, default: str = "") -> str:
-        """Header ``key`` (exact case first, then case-insensitive)."""
-        if not self.headers:
-            return default
-        value = self.headers.get(key)
-        if value is not None:
-            return value
-        lowered = key.lower()
-        for k, v in self.headers.items():
-            if k.lower() == lowered:
-                return v
-        return default
-
     def __repr__(self) -> str:
-        return f"BusMessage(subject={self.subject!r}, reply={self.reply!r}, {len(self.data)} bytes)"
+        return f"Message(subject={self.subject!r}, reply={self.reply!r}, {len(self.data)} bytes)"
+
+
+def header(msg: BusMessage, key: str, default: str = "") -> str:
+    """Header ``key`` of ``msg`` (exact case first, then case-insensitive)."""
+    headers = msg.headers
+    if not headers:
+        return default
+    value = headers.get(key)
+    if value is not None:
+        return value
+    lowered = key.lower()
+    for k, v in headers.items():
+        if k.lower() == lowered:
+            return v
+    return default
 
 
 Handler = Callable[[BusMessage], Awaitable[None]]
@@ -54,7 +65,7 @@ Handler = Callable[[BusMessage], Awaitable[None]]
 
 def is_no_responders(msg: BusMessage) -> bool:
     """The server's empty 503 "no responders" notice on a reply subject."""
-    return not msg.data and msg.header("Status") == "503"
+    return not msg.data and header(msg, "Status") == "503"
 
 
 StateCallback = Callable[[bool], Awaitable[None]]

@@ -225,6 +225,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise ConfigError(f"--sizes must be comma-separated integers: {exc}") from exc
     if not sizes or any(n < 1 for n in sizes):
         raise ConfigError("--sizes needs at least one positive integer")
+    if args.log_level is None:
+        logging.getLogger("venom").setLevel(logging.WARNING)  # joins/leaves are noise here
     results = _run_async(run_bench, sizes, args.duration, args.rounds, args.nats)
     if args.json:
         print(json.dumps(results, indent=2))

@@ -15,7 +15,7 @@ from typing import Any, TextIO
 import anyio
 import msgspec
 
-from venom.daemon.bus import Bus, BusMessage
+from venom.daemon.bus import Bus, BusMessage, header
 from venom.daemon.discovery import Discovery
 from venom.schemas import (
     HDR_SERVICE_ERROR,
@@ -34,8 +34,8 @@ async def fetch_status(bus: Bus, subjects: Subjects, timeout: float = 2.0) -> di
         reply = await bus.request(subjects.ctl_status, b"", timeout=timeout)
     except BusError as exc:
         raise BusError(f"no arbiter answered on {subjects.ctl_status} ({exc})") from exc
-    if reply.header(HDR_SERVICE_ERROR):
-        raise BusError(f"status request failed: {reply.header(HDR_SERVICE_ERROR)}")
+    if header(reply, HDR_SERVICE_ERROR):
+        raise BusError(f"status request failed: {header(reply, HDR_SERVICE_ERROR)}")
     result: dict[str, Any] = msgspec.json.decode(reply.data)
     return result
 

@@ -53,11 +53,14 @@ class Discovery:
         self.forget_after = forget_after
         self.plugins: dict[str, LivePlugin] = {}
         self.arbiters = 0
+        self._live: frozenset[str] | None = None
         self._clock = time.monotonic
 
     def live(self) -> frozenset[str]:
-        """Names of the live plugins."""
-        return frozenset(self.plugins)
+        """Names of the live plugins (the same object until the set changes)."""
+        if self._live is None:
+            self._live = frozenset(self.plugins)
+        return self._live
 
     @property
     def k(self) -> int:
@@ -77,6 +80,7 @@ class Discovery:
             entry = self.plugins.get(name)
             if entry is None:
                 entry = self.plugins[name] = LivePlugin(name)
+                self._live = None
                 changed = True
                 log.info("plugin %s joined (by reply)", name)
             entry.last_seen = now
@@ -107,6 +111,7 @@ class Discovery:
             entry.instances.add(info.id)
             entry.last_seen = now
         self.arbiters = arbiters
+        self._live = None
         before = {n: len(p.instances) for n, p in self.plugins.items()}
         for name, old in list(self.plugins.items()):
             if name not in seen and now - old.last_seen > self.forget_after:

@@ -21,8 +21,9 @@ import time
 from typing import Literal
 
 import anyio
+import msgspec
 
-from venom.daemon.bus import Bus, BusMessage, Subscription, is_no_responders
+from venom.daemon.bus import Bus, BusMessage, Subscription, header, is_no_responders
 from venom.daemon.ratelog import ProblemLog
 from venom.schemas import (
     HDR_PLUGIN,
@@ -80,6 +81,10 @@ class Gather:
         self.health: dict[str, PluginHealth] = {}
         self.problems = ProblemLog(log)
         self.prefix = ""
+        self._prefix_len = 1
+        self._beat_token = ""
+        self._decode = codec.reply_decoder.decode
+        self._max_bytes = codec.max_bytes
         self._sub: Subscription | None = None
         self._clock = time.perf_counter
         # State of the open beat.
@@ -94,12 +99,16 @@ class Gather:
         self._failed: dict[str, str] = {}
         self._rejected: dict[str, str] = {}
         self._done = anyio.Event()
+        self._live_seen: frozenset[str] | None = None
+        self._expected_cache: frozenset[str] = frozenset()
+        self._down_changed = False
         #: Plugins heard from (any reply, late ones too) since the arbiter last looked.
         self.heard: set[str] = set()
 
     async def start(self) -> None:
         """Subscribe to this arbiter's reply subjects."""
         self.prefix = self.bus.new_inbox()
+        self._prefix_len = len(self.prefix) + 1
         self._sub = await self.bus.subscribe(f"{self.prefix}.*", self._on_reply)
 
     async def stop(self) -> None:
@@ -117,14 +126,21 @@ class Gather:
             h = self.health[name] = PluginHealth(name)
         return h
 
-    def waiting_for(self, live: set[str] | frozenset[str]) -> frozenset[str]:
+    def waiting_for(self, live: frozenset[str]) -> frozenset[str]:
         """The live plugins that are not down: whose replies a beat waits for."""
-        health = self.health
-        return frozenset(n for n in live if not (n in health and health[n].down))
+        if live is not self._live_seen or self._down_changed:
+            health = self.health
+            self._expected_cache = frozenset(
+                n for n in live if not (n in health and health[n].down)
+            )
+            self._live_seen = live
+            self._down_changed = False
+        return self._expected_cache
 
     def open(self, beat: int, expected: frozenset[str]) -> None:
         """Start gathering ``beat``, waiting for the plugins in ``expected``."""
         self.beat = beat
+        self._beat_token = str(beat)
         self._open = True
         self._expected = expected
         self._waiting = len(expected)
@@ -159,6 +175,7 @@ class Gather:
             h.missed += 1
             if h.misses >= self.breaker_after and not h.down:
                 h.down = True
+                self._down_changed = True
                 log.warning("plugin %s missed %d beats in a row: marked down", name, h.misses)
         down = sorted(n for n, h in self.health.items() if h.down)
         closed_by: Literal["all", "deadline", "none"]
@@ -182,11 +199,11 @@ class Gather:
         )
         return report, self._replies
 
-    def _answered(self, name: str) -> None:
-        h = self.health_of(name)
+    def _answered(self, name: str, h: PluginHealth) -> None:
         h.misses = 0
         if h.down:
             h.down = False
+            self._down_changed = True
             log.info("plugin %s replied again: waited for again", name)
         if name in self._expected:
             self._waiting -= 1
@@ -194,54 +211,73 @@ class Gather:
                 self._done.set()
 
     async def _on_reply(self, msg: BusMessage) -> None:
-        if is_no_responders(msg):
+        headers = msg.headers
+        data = msg.data
+        if not data and is_no_responders(msg):
             return  # nobody subscribes to the pulse (yet): nothing to gather
+        name = (headers.get(HDR_PLUGIN) or header(msg, HDR_PLUGIN)) if headers else ""
         subject = msg.subject
-        name = msg.header(HDR_PLUGIN)
-        try:
-            beat = int(subject[len(self.prefix) + 1 :])
-        except ValueError:
-            self.problems.report("bad reply subject", name, subject, "not a beat number")
-            return
         if not name:
             self.problems.report("reply without Venom-Plugin header", "", subject, "dropped")
             return
         self.heard.add(name)
-        if beat != self.beat or not self._open:
-            self._late[name] = self._late.get(name, 0) + 1
-            h = self.health_of(name)
-            h.late += 1
-            if h.down:
-                # A down plugin is not waited for, so its replies come late: any
-                # reply shows it is back, and the next beat waits for it again.
-                h.down = False
-                h.misses = 0
-                log.info("plugin %s replied again: waited for again", name)
+        if not (self._open and subject[self._prefix_len :] == self._beat_token):
+            self._on_other_beat(name, subject)
             return
         if name in self._replies or name in self._failed or name in self._rejected:
-            self.problems.report("duplicate reply", name, subject, f"beat {beat}")
+            self.problems.report("duplicate reply", name, subject, f"beat {self.beat}")
             return
         latency = self._clock() - self._started
-        h = self.health_of(name)
+        h = self.health.get(name) or self.health_of(name)
         h.last_latency = latency
-        error = msg.header(HDR_SERVICE_ERROR)
-        try:
-            reply = self.codec.decode_reply(msg.data) if msg.data else None
-        except SchemaError as exc:
-            reply = None
-            if not error:
-                self._rejected[name] = str(exc)
-                h.rejected += 1
-                self.problems.report("rejected reply", name, subject, str(exc))
-                self._answered(name)
-                return
-        if error or isinstance(reply, ErrorReply) or reply is None:
-            text = error or (reply.description if isinstance(reply, ErrorReply) else "empty reply")
+        error = header(msg, HDR_SERVICE_ERROR) if len(headers) > 1 else ""  # type: ignore[arg-type]
+        reply: Reply | None = None
+        if data:
+            try:
+                if len(data) > self._max_bytes:
+                    raise SchemaError(
+                        f"reply: payload of {len(data)} bytes exceeds the limit of "
+                        f"{self._max_bytes} bytes"
+                    )
+                reply = self._decode(data)
+            except (SchemaError, msgspec.DecodeError) as exc:
+                if not error:
+                    text = str(exc) if isinstance(exc, SchemaError) else f"reply: {exc}"
+                    self._rejected[name] = text
+                    h.rejected += 1
+                    self.problems.report("rejected reply", name, subject, text)
+                    self._answered(name, h)
+                    return
+        if error or reply is None or type(reply) is ErrorReply:
+            if error:
+                text = error
+            elif isinstance(reply, ErrorReply):
+                text = reply.description
+            else:
+                text = "empty reply"
             self._failed[name] = text
             h.failed += 1
-            self._answered(name)
+            self._answered(name, h)
             return
         self._replies[name] = reply
         self._latency[name] = latency
         h.replies += 1
-        self._answered(name)
+        self._answered(name, h)
+
+    def _on_other_beat(self, name: str, subject: str) -> None:
+        """A reply for a beat that is not open: late (or a bad subject)."""
+        try:
+            int(subject[self._prefix_len :])
+        except ValueError:
+            self.problems.report("bad reply subject", name, subject, "not a beat number")
+            return
+        self._late[name] = self._late.get(name, 0) + 1
+        h = self.health_of(name)
+        h.late += 1
+        if h.down:
+            # A down plugin is not waited for, so its replies come late: any
+            # reply shows it is back, and the next beat waits for it again.
+            h.down = False
+            self._down_changed = True
+            h.misses = 0
+            log.info("plugin %s replied again: waited for again", name)

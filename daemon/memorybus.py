@@ -11,7 +11,7 @@ import asyncio
 import itertools
 from collections.abc import Mapping
 
-from venom.daemon.bus import Bus, BusMessage, Handler, StateCallback
+from venom.daemon.bus import Bus, BusMessage, Handler, Message, StateCallback
 from venom.schemas import BusError
 
 _inbox_ids = itertools.count()
@@ -88,7 +88,7 @@ class MemoryBus(Bus):
             raise BusError("memory bus is closed")
         if len(data) > self.max_payload:
             raise BusError(f"payload of {len(data)} bytes exceeds max_payload {self.max_payload}")
-        msg = BusMessage(subject, bytes(data), reply, dict(headers) if headers else None)
+        msg = Message(subject, bytes(data), reply, dict(headers) if headers else None)
         if self.record:
             self.published.append(msg)
         groups: dict[str, list[_MemorySubscription]] = {}

@@ -25,7 +25,6 @@ from venom.daemon.micro import EndpointStats, MicroService
 from venom.daemon.ratelog import ProblemLog
 from venom.plugins.sdk import Plugin
 from venom.schemas import (
-    HDR_BEAT,
     HDR_PLUGIN,
     SCHEMA_VERSION,
     Codec,
@@ -74,6 +73,9 @@ class PluginRunner:
             stats_data=self._stats_data,
         )
         self._subs: list[Subscription] = []
+        # Built once: every reply carries only the plugin's name.
+        self._reply_headers = {HDR_PLUGIN: self.name}
+        self._bus_publish = bus.publish
         self.rejected = 0
         self.last_beat = -1
 
@@ -101,7 +103,6 @@ class PluginRunner:
 
     async def _on_pulse(self, msg: BusMessage) -> None:
         t0 = time.perf_counter_ns()
-        headers = {HDR_PLUGIN: self.name}
         try:
             if len(msg.data) > self.codec.max_bytes:
                 raise SchemaError(f"pulse of {len(msg.data)} bytes exceeds {self.codec.max_bytes}")
@@ -112,11 +113,11 @@ class PluginRunner:
             self.endpoint.record(time.perf_counter_ns() - t0, f"malformed pulse: {exc}")
             if msg.reply:
                 hdrs = error_headers(400, f"malformed pulse: {exc}")
-                hdrs.update(headers)
+                hdrs[HDR_PLUGIN] = self.name
                 await self._publish(msg.reply, b"", hdrs)
             return
-        headers[HDR_BEAT] = str(pulse.beat)
         self.last_beat = pulse.beat
+        headers = self._reply_headers
         error = ""
         try:
             reply = await self.plugin.handle(pulse)
@@ -125,10 +126,13 @@ class PluginRunner:
             error = f"{type(exc).__name__}: {exc}"
             self.problems.report("handler error", self.name, msg.subject, error)
             data = self.codec.encode(ErrorReply(code=500, description=error))
-            headers.update(error_headers(500, error))
+            headers = {**error_headers(500, error), HDR_PLUGIN: self.name}
         self.endpoint.record(time.perf_counter_ns() - t0, error)
         if msg.reply:
-            await self._publish(msg.reply, data, headers)
+            try:
+                await self._bus_publish(msg.reply, data, headers=headers)
+            except VenomError as exc:
+                self.problems.report("reply not sent", self.name, msg.reply, str(exc))
 
     async def _publish(self, subject: str, data: bytes, headers: dict[str, str]) -> None:
         try:
