@@ -33,14 +33,27 @@ def _common_nats(p: argparse.ArgumentParser) -> None:
     p.add_argument("--state-dir", metavar="D", help="state directory (default ./.venom)")
 
 
+def _common() -> argparse.ArgumentParser:
+    """Options every command takes, after the command name too."""
+    p = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: given after the command it must not reset one given before it.
+    p.add_argument(
+        "--log-level", default=argparse.SUPPRESS, help="debug, info, warning, error (default info)"
+    )
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="venom", description="Pulse-driven orchestration daemon on NATS."
     )
     parser.add_argument("--log-level", default=None, help="debug, info, warning, error")
+    common = _common()
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    run = sub.add_parser("run", help="run the arbiter (and the configured plugins)")
+    run = sub.add_parser(
+        "run", parents=[common], help="run the arbiter (and the configured plugins)"
+    )
     _common_nats(run)
     run.add_argument("--beats", type=int, metavar="N", help="run N beats, then exit")
     run.add_argument(
@@ -50,31 +63,37 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--scenario", metavar="NAME|PATH", help="plant disturbance scenario")
     run.add_argument("--no-live", action="store_true", help="no live status line")
 
-    status = sub.add_parser("status", help="ask the running arbiter for its status")
+    status = sub.add_parser(
+        "status", parents=[common], help="ask the running arbiter for its status"
+    )
     _common_nats(status)
     status.add_argument("--json", action="store_true", help="(default) JSON output")
     status.add_argument("--timeout", type=float, default=2.0)
 
-    tail = sub.add_parser("tail", help="print messages on a subject live")
+    tail = sub.add_parser("tail", parents=[common], help="print messages on a subject live")
     _common_nats(tail)
     tail.add_argument("subject", nargs="?", help="subject (default <prefix>.decision)")
     tail.add_argument("--json", action="store_true", help="one JSON object per message")
     tail.add_argument("--count", type=int, default=0, metavar="N", help="stop after N")
 
-    plugins = sub.add_parser("plugins", help="list the plugins discovery sees on the bus")
+    plugins = sub.add_parser(
+        "plugins", parents=[common], help="list the plugins discovery sees on the bus"
+    )
     _common_nats(plugins)
     plugins.add_argument("--json", action="store_true")
     plugins.add_argument("--timeout", type=float, default=0.5)
 
-    plugin = sub.add_parser("plugin", help="run or list plugins")
+    plugin = sub.add_parser("plugin", parents=[common], help="run or list plugins")
     psub = plugin.add_subparsers(dest="plugin_command", metavar="ACTION", required=True)
-    prun = psub.add_parser("run", help="run plugins as their own process")
+    prun = psub.add_parser("run", parents=[common], help="run plugins as their own process")
     prun.add_argument("names", nargs="+", metavar="NAME|module:Class")
     _common_nats(prun)
-    plist = psub.add_parser("list", help="installed plugins (entry points)")
+    plist = psub.add_parser("list", parents=[common], help="installed plugins (entry points)")
     plist.add_argument("--json", action="store_true")
 
-    bench = sub.add_parser("bench", help="measure the beat loop against raw nats-py")
+    bench = sub.add_parser(
+        "bench", parents=[common], help="measure the beat loop against raw nats-py"
+    )
     bench.add_argument("--sizes", default="4,16,64", help="plugin counts, comma-separated")
     bench.add_argument(
         "--duration", type=float, default=3.0, metavar="S", help="seconds per measurement"
@@ -83,9 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--nats", metavar="URL", help="use this server instead of a private one")
     bench.add_argument("--json", action="store_true")
 
-    schema = sub.add_parser("schema", help="message schemas")
+    schema = sub.add_parser("schema", parents=[common], help="message schemas")
     ssub = schema.add_subparsers(dest="schema_command", metavar="ACTION", required=True)
-    sexp = ssub.add_parser("export", help="write a JSON Schema per message into DIR")
+    sexp = ssub.add_parser(
+        "export", parents=[common], help="write a JSON Schema per message into DIR"
+    )
     sexp.add_argument("dir", type=Path, metavar="DIR")
     return parser
 
@@ -124,7 +145,7 @@ def _nats_url(args: argparse.Namespace, config: Any) -> str:
 async def _with_bus(url: str, fn: Callable[[Any], Awaitable[int]]) -> int:
     from venom.daemon.natsbus import NatsBus
 
-    bus = await NatsBus.connect(url, name="venom-cli", connect_timeout=2.0)
+    bus = await NatsBus.connect(url, name="venom-cli", connect_timeout=2.0, initial_attempts=1)
     try:
         return await fn(bus)
     finally:
@@ -225,8 +246,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise ConfigError(f"--sizes must be comma-separated integers: {exc}") from exc
     if not sizes or any(n < 1 for n in sizes):
         raise ConfigError("--sizes needs at least one positive integer")
-    if args.log_level is None:
-        logging.getLogger("venom").setLevel(logging.WARNING)  # joins/leaves are noise here
     results = _run_async(run_bench, sizes, args.duration, args.rounds, args.nats)
     if args.json:
         print(json.dumps(results, indent=2))
@@ -275,7 +294,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    setup_logging(args.log_level or os.environ.get("VENOM_LOG_LEVEL", "info"))
+    # Daemons log what they do; client commands print their answer and errors only.
+    quiet = args.command not in ("run", "plugin") or getattr(args, "plugin_command", "") == "list"
+    default = "error" if quiet else "info"
+    setup_logging(getattr(args, "log_level", None) or os.environ.get("VENOM_LOG_LEVEL", default))
     try:
         return COMMANDS[args.command](args)
     except VenomError as exc:

@@ -52,12 +52,20 @@ class NatsBus(Bus):
         name: str = "venom",
         connect_timeout: float = 5.0,
         reconnect_wait: float = 0.5,
+        initial_attempts: int = 3,
         options: Mapping[str, Any] | None = None,
     ) -> NatsBus:
-        """Connect to ``url`` (comma-separated for a cluster); reconnect forever."""
+        """Connect to ``url`` (comma-separated for a cluster).
+
+        The first connection is tried ``initial_attempts`` times per server, then
+        BusError; once connected, a lost connection is retried forever (SPEC 5.4).
+        """
         bus: NatsBus | None = None
 
+        errors: list[str] = []
+
         async def on_error(exc: Exception) -> None:
+            errors.append(str(exc) or type(exc).__name__)
             log.warning("nats error: %s", exc)
 
         async def on_disconnect() -> None:
@@ -81,7 +89,7 @@ class NatsBus(Bus):
                 name=name,
                 connect_timeout=int(max(1, connect_timeout)),
                 reconnect_time_wait=int(max(1, reconnect_wait)),
-                max_reconnect_attempts=-1,
+                max_reconnect_attempts=max(1, initial_attempts),
                 allow_reconnect=True,
                 error_cb=on_error,
                 disconnected_cb=on_disconnect,
@@ -89,7 +97,9 @@ class NatsBus(Bus):
                 **dict(options or {}),
             )
         except (NatsError, OSError, TimeoutError) as exc:
-            raise BusError(f"cannot connect to NATS at {url}: {exc or type(exc).__name__}") from exc
+            reason = errors[-1] if errors else str(exc) or type(exc).__name__
+            raise BusError(f"cannot connect to NATS at {url}: {reason}") from exc
+        nc.options["max_reconnect_attempts"] = -1  # connected: from now on, forever
         bus = cls(nc)
         bus.max_payload = nc.max_payload
         return bus

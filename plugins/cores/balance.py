@@ -1,7 +1,8 @@
 """B — BalanceCore: stabilisation (SPEC 2.5).
 
 Stability comes from the variance of the estimator innovations when any
-estimator reports them (context keys containing ``innovation`` or ``nis``),
+estimator reports them (context keys ``<estimator>.innovation*`` or
+``<estimator>.nis*``; for NIS the excess of its mean over 1),
 otherwise from feature volatility: the rolling variance of each feature's
 first differences, divided by the feature's running scale so units do not
 matter, averaged over features.
@@ -57,7 +58,10 @@ class BalanceCore(Plugin[BalanceConfig]):
     def _innovation_variance(self, estimates: dict[str, float]) -> tuple[float, int]:
         total, samples, seen = 0.0, 0, 0
         for key, value in estimates.items():
-            if ("innovation" not in key and "nis" not in key) or not finite(value):
+            plugin, _, field = key.partition(".")
+            if plugin == self.name or not finite(value):
+                continue  # never our own output: that would feed back on itself
+            if not (field.startswith("innovation") or field.startswith("nis")):
                 continue
             seen += 1
             roll = self.innovations.get(key)
@@ -65,7 +69,9 @@ class BalanceCore(Plugin[BalanceConfig]):
                 roll = self.innovations[key] = Rolling(self.config.window)
             roll.push(value)
             if len(roll) >= self.config.warmup:
-                total += roll.variance() if "nis" not in key else max(0.0, roll.mean() - 1.0)
+                total += (
+                    roll.variance() if not field.startswith("nis") else max(0.0, roll.mean() - 1.0)
+                )
                 samples += 1
         return (total / samples if samples else 0.0), (samples if seen else -1)
 

@@ -123,3 +123,21 @@ async def test_non_finite_features_never_leak(bad: float) -> None:
         for b in range(1, 40):
             await score(core, pulse(b, {"x": bad, "plant.throughput": bad, "arbiter.failed": bad}))
         await score(core, pulse(41))
+
+
+async def test_balance_ignores_its_own_output_in_the_context() -> None:
+    core = BalanceCore()
+    rng = random.Random(5)
+    for b in range(1, 40):
+        r = await score(
+            core,
+            pulse(
+                b,
+                estimates={
+                    "balance-core.innovation_x": rng.gauss(0, 9),
+                    "entropy-core.max_z": rng.gauss(0, 9),
+                },
+            ),
+        )
+    assert r.score == 1.0
+    assert r.details["from_innovations"] == 0.0
