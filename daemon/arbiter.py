@@ -12,6 +12,7 @@ bus (discovery) and typed replies (schemas).
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import random
@@ -231,6 +232,10 @@ class Arbiter:
         return self._stopping
 
     async def _beat_loop(self, max_beats: int) -> None:
+        # Start-up garbage (imports, config, connections) is permanent: keep the
+        # collector from walking it in the middle of a beat.
+        gc.collect()
+        gc.freeze()
         self.scheduler.restart()
         while not self.stopping() and not (max_beats and self.beat >= max_beats):
             if self.paused:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -145,3 +146,21 @@ def test_status_without_a_daemon_fails_with_one_line(nats_url: str) -> None:
     res = venom("status", "--nats", nats_url, "--timeout", "0.3")
     assert res.returncode == 1
     assert res.stderr.startswith("venom: error: no arbiter answered")
+
+
+def test_sigterm_stops_the_daemon_and_its_embedded_server(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    daemon = spawn("run", "--no-live", "--state-dir", str(state))
+    url_file = state / "nats.url"
+    try:
+        wait_for(url_file.exists, what="the embedded server's URL file")
+        url = url_file.read_text().strip()
+        wait_for(lambda: venom("status", "--nats", url).returncode == 0, what="status")
+    finally:
+        rc, err = stop(daemon)
+    assert rc == 0, err
+    assert "stopped after" in err
+    assert not url_file.exists()
+    host, port = url.rsplit("//", 1)[1].rsplit(":", 1)
+    with pytest.raises(OSError), socket.create_connection((host, int(port)), timeout=1):
+        pass
