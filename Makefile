@@ -17,14 +17,14 @@ $(BIN)/activate:
 $(VENV)/.deps: pyproject.toml | $(BIN)/activate
 	$(PY) -m pip install -q --upgrade pip setuptools wheel
 	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e '.[dev,model,fast]' --no-build-isolation \
+	PYTHONWARNINGS=ignore $(PY) -m pip install -q -e '.[dev,model,fast]' --no-build-isolation \
 		--config-settings editable_mode=strict
 	touch $@
 
 # The strict editable install links each module into build/; re-link so
 # files added since the last install are importable.
 install: $(VENV)/.deps
-	@$(PY) -m pip install -q --no-deps -e . --no-build-isolation \
+	@PYTHONWARNINGS=ignore $(PY) -m pip install -q --no-deps -e . --no-build-isolation \
 		--config-settings editable_mode=strict
 
 run: install

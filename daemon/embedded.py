@@ -179,38 +179,11 @@ class NatsServerProcess:
             proc.stderr.close()
 
 
-class EmbeddedServer:
-    """Async context manager around :class:`NatsServerProcess`."""
-
-    def __init__(
-        self,
-        store_dir: Path,
-        *,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        jetstream: bool = True,
-        server_path: str = "",
-        start_timeout: float = 10.0,
-    ) -> None:
-        self.server = NatsServerProcess(
-            store_dir,
-            host=host,
-            port=port,
-            jetstream=jetstream,
-            server_path=server_path,
-            start_timeout=start_timeout,
-        )
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    @property
-    def pid(self) -> int:
-        return self.server.pid
+class EmbeddedServer(NatsServerProcess):
+    """:class:`NatsServerProcess` as an async context manager (start off the loop)."""
 
     async def __aenter__(self) -> Self:
-        await anyio.to_thread.run_sync(self.server.start)
+        await anyio.to_thread.run_sync(self.start)
         return self
 
     async def __aexit__(
@@ -220,4 +193,4 @@ class EmbeddedServer:
         tb: TracebackType | None,
     ) -> None:
         with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(self.server.stop)
+            await anyio.to_thread.run_sync(self.stop)

@@ -162,5 +162,5 @@ def test_sigterm_stops_the_daemon_and_its_embedded_server(tmp_path: Path) -> Non
     assert "stopped after" in err
     assert not url_file.exists()
     host, port = url.rsplit("//", 1)[1].rsplit(":", 1)
-    with pytest.raises(OSError), socket.create_connection((host, int(port)), timeout=1):
-        pass
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((host, int(port)), timeout=1).close()
