@@ -243,7 +243,8 @@ class Arbiter:
                 await self._wake.wait()
                 self.scheduler.restart()
                 continue
-            tick = await self.scheduler.wait()
+            # A tick that comes with less than half the gather time left is missed.
+            tick = await self.scheduler.wait(max_lateness=0.5 * self.deadline())
             if self.stopping():
                 break
             await self.run_beat(tick)

@@ -76,13 +76,24 @@ class Scheduler:
             due = self._due(nxt)
         return nxt, due, skipped
 
-    async def wait(self) -> Tick:
-        """Sleep until the next tick and return it."""
-        index, due, skipped = self.next_due()
-        now = self.clock()
-        if due > now:
-            await anyio.sleep(due - now)
+    async def wait(self, max_lateness: float = math.inf) -> Tick:
+        """Sleep until the next tick and return it.
+
+        A tick we wake up for more than ``max_lateness`` after it was due (the
+        process was stalled) is missed too: a beat started that late would
+        have no time left to gather, so we wait for the next one instead.
+        """
+        skipped_total = 0
+        while True:
+            index, due, skipped = self.next_due()
+            skipped_total += skipped
             now = self.clock()
-        self.index = index
-        self.missed += skipped
-        return Tick(index, due, max(0.0, now - due), skipped)
+            if due > now:
+                await anyio.sleep(due - now)
+                now = self.clock()
+            self.index = index
+            late = max(0.0, now - due)
+            if late <= max_lateness or self.period == 0 or index == 0:
+                self.missed += skipped_total
+                return Tick(index, due, late, skipped_total)
+            skipped_total += 1

@@ -56,3 +56,24 @@ def test_back_to_back_never_waits() -> None:
 def test_bad_periods_are_refused(bad: float) -> None:
     with pytest.raises(ValueError, match="period"):
         Scheduler(bad)
+
+
+@pytest.mark.anyio
+async def test_a_tick_woken_too_late_is_missed_not_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeClock()
+    stalls = iter([0.0035, 0.0, 0.0])  # the first sleep wakes 3.5 ms late
+
+    async def fake_sleep(seconds: float) -> None:
+        clock.t += seconds + next(stalls)
+
+    monkeypatch.setattr("venom.daemon.scheduler.anyio.sleep", fake_sleep)
+    s = Scheduler(0.004, clock=clock)
+    s.restart()
+    first = await s.wait(max_lateness=0.0016)
+    assert (first.index, first.skipped) == (0, 0)
+    clock.t += 0.001  # a short beat
+    tick = await s.wait(max_lateness=0.0016)  # tick 1 wakes 3.5 ms late → missed
+    assert tick.index == 2
+    assert tick.skipped == 1
+    assert s.missed == 1
+    assert tick.lateness <= 0.0016
