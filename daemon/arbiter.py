@@ -22,9 +22,10 @@ from collections.abc import Awaitable, Callable
 import anyio
 from anyio.abc import TaskStatus
 
+from venom.daemon.aggregate import aggregate
 from venom.daemon.beatstats import BeatStats
 from venom.daemon.bus import Bus
-from venom.daemon.decision import DecisionInputs, decide
+from venom.daemon.decision import decide
 from venom.daemon.discovery import Discovery
 from venom.daemon.gather import Gather
 from venom.daemon.genome import Genome
@@ -40,17 +41,13 @@ from venom.schemas import (
     BeatRecord,
     BusError,
     Codec,
-    CoreReply,
     Decision,
-    EstimateReply,
     GuardVerdict,
     PidState,
     Pulse,
     PulseContext,
     Reply,
     Subjects,
-    Telemetry,
-    ThreatReply,
     VenomError,
 )
 
@@ -339,50 +336,15 @@ class Arbiter:
     def _aggregate(
         self, beat: int, replies: dict[str, Reply], missing: list[str], t_obs: float
     ) -> tuple[Decision, dict[str, float]]:
-        e_threat = model_threat = stability = urgency = gain = ml_weight = None
-        verdicts: dict[str, GuardVerdict] = {}
-        context: dict[str, float] = {}
-        for name, reply in replies.items():
-            match reply:
-                case CoreReply(core=core, score=score, details=details):
-                    if core == "E":
-                        e_threat = score
-                    elif core == "B":
-                        stability = score
-                    elif core == "R":
-                        urgency = score
-                    else:
-                        gain = score
-                    context[f"{name}.score"] = score
-                    for key, value in details.items():
-                        context[f"{name}.{key}"] = value
-                case GuardVerdict():
-                    verdicts[name] = reply
-                    context[f"{name}.metric"] = reply.metric
-                case ThreatReply(threat=threat):
-                    model_threat = threat
-                    ml_weight = reply.ml_weight
-                    context[f"{name}.threat"] = threat
-                case EstimateReply(values=values):
-                    for key, value in values.items():
-                        context[f"{name}.{key}"] = value
-                case Telemetry():
-                    self.inputs.take_telemetry(reply)
-        if self.inputs.ml_weight is not None:
-            ml_weight = self.inputs.ml_weight
-        inputs = DecisionInputs(
-            beat=beat,
-            e_threat=e_threat,
-            model_threat=model_threat,
-            stability=stability,
-            urgency=urgency,
-            gain=gain,
-            verdicts=verdicts,
-            required_guards=self._required,
+        inputs, context = aggregate(
+            beat,
+            replies,
             missing=missing,
+            required_guards=self._required,
             weights=self.genome.weights,
             t_obs=t_obs,
-            ml_weight=ml_weight,
+            ml_weight=self.inputs.ml_weight,
+            on_telemetry=self.inputs.take_telemetry,
         )
         return decide(inputs, self.config.thresholds), context
 

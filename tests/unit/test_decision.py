@@ -171,3 +171,43 @@ def test_rules_hold_for_any_inputs(
         assert d.action == "ALERT"
     else:
         assert d.action not in ("QUARANTINE", "ALERT")
+
+
+def test_aggregate_sorts_replies_by_type() -> None:
+    from venom.daemon.aggregate import aggregate
+    from venom.schemas import CoreReply, EstimateReply, Telemetry, ThreatReply
+
+    seen: list[Telemetry] = []
+    replies = {
+        "entropy-core": CoreReply(core="E", score=0.5, details={"anomalies": 2.0}),
+        "balance-core": CoreReply(core="B", score=0.7),
+        "regen-core": CoreReply(core="R", score=0.2),
+        "optimize-core": CoreReply(core="O", score=0.3),
+        "cusum": GuardVerdict(guard="cusum", allow=False, metric=4.5),
+        "entropy-model": ThreatReply(model="m", threat=0.9, ml_weight=0.2),
+        "kalman": EstimateReply(estimator="kalman", values={"nis": 1.5}),
+        "plant": Telemetry(source="plant", values={"t": 40.0}),
+    }
+    inputs, context = aggregate(
+        1,
+        replies,
+        missing=["x"],
+        required_guards=("cusum",),
+        weights=Weights(),
+        t_obs=0.001,
+        on_telemetry=seen.append,
+    )
+    assert (inputs.e_threat, inputs.stability, inputs.urgency, inputs.gain) == (0.5, 0.7, 0.2, 0.3)
+    assert (inputs.model_threat, inputs.ml_weight) == (0.9, 0.2)
+    assert set(inputs.verdicts) == {"cusum"}
+    assert context["entropy-core.anomalies"] == 2.0
+    assert context["kalman.nis"] == 1.5
+    assert context["cusum.metric"] == 4.5
+    assert [t.source for t in seen] == ["plant"]
+    d = decide(inputs, TH)
+    assert d.threat == pytest.approx(0.8 * 0.5 + 0.2 * 0.9)
+    assert d.action == "ALERT"
+    overridden, _ = aggregate(
+        1, replies, missing=[], required_guards=(), weights=Weights(), t_obs=0.0, ml_weight=0.5
+    )
+    assert overridden.ml_weight == 0.5

@@ -1,0 +1,85 @@
+"""From one beat's replies to the decision's inputs (SPEC 2.3, aggregation).
+
+Each reply is sorted by its type: core scores by letter (R urgency, B
+stability, E threat, O gain), guard verdicts by plugin name, the model's
+threat, estimator values. Everything numeric also goes into the next
+pulse's context as ``<plugin>.<key>``; telemetry replies are handed on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+from venom.daemon.decision import DecisionInputs
+from venom.schemas import (
+    CoreReply,
+    EstimateReply,
+    GuardVerdict,
+    Reply,
+    Telemetry,
+    ThreatReply,
+    Weights,
+)
+
+
+def aggregate(
+    beat: int,
+    replies: Mapping[str, Reply],
+    *,
+    missing: Sequence[str],
+    required_guards: Sequence[str] | frozenset[str],
+    weights: Weights,
+    t_obs: float,
+    ml_weight: float | None = None,
+    on_telemetry: Callable[[Telemetry], None] | None = None,
+) -> tuple[DecisionInputs, dict[str, float]]:
+    """The decision inputs of ``beat`` and the next pulse's context estimates.
+
+    ``ml_weight`` (set at run time on the mesh) overrides the model's own.
+    """
+    e_threat = model_threat = stability = urgency = gain = None
+    model_weight = None
+    verdicts: dict[str, GuardVerdict] = {}
+    context: dict[str, float] = {}
+    for name, reply in replies.items():
+        match reply:
+            case CoreReply(core=core, score=score, details=details):
+                if core == "E":
+                    e_threat = score
+                elif core == "B":
+                    stability = score
+                elif core == "R":
+                    urgency = score
+                else:
+                    gain = score
+                context[f"{name}.score"] = score
+                for key, value in details.items():
+                    context[f"{name}.{key}"] = value
+            case GuardVerdict():
+                verdicts[name] = reply
+                context[f"{name}.metric"] = reply.metric
+            case ThreatReply(threat=threat):
+                model_threat = threat
+                model_weight = reply.ml_weight
+                context[f"{name}.threat"] = threat
+            case EstimateReply(values=values):
+                for key, value in values.items():
+                    context[f"{name}.{key}"] = value
+            case Telemetry():
+                if on_telemetry is not None:
+                    on_telemetry(reply)
+    inputs = DecisionInputs(
+        beat=beat,
+        e_threat=e_threat,
+        model_threat=model_threat,
+        stability=stability,
+        urgency=urgency,
+        gain=gain,
+        verdicts=verdicts,
+        required_guards=required_guards,
+        missing=missing,
+        weights=weights,
+        t_obs=t_obs,
+        ml_weight=ml_weight if ml_weight is not None else model_weight,
+    )
+    return inputs, context
