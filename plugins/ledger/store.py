@@ -1,0 +1,257 @@
+"""The ledger's files: an append-only log of checksummed frames, an index, the
+Merkle tree's complete-subtree hashes, and an atomic checkpoint (SPEC 6).
+
+Layout of ``<dir>/``::
+
+    entries.log    frames: u32 length | u32 CRC-32 of the payload | payload
+    entries.idx    u64 byte offset of each frame (entry i at 8·i)
+    tree.<h>       32-byte hashes of the complete subtrees of 2**h leaves
+    checkpoint     {"size", "root", "time"} JSON, replaced atomically
+
+All integers are little-endian. A frame's payload is the entry's bytes (see
+:mod:`venom.plugins.ledger.entry`). On open, a torn tail (a frame cut short
+or failing its CRC after the last complete one) is truncated and the index
+and tree files are made to match the log. fsync errors are fatal
+(:class:`LedgerError`): a ledger that cannot make entries durable stops.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import time
+import zlib
+from pathlib import Path
+from typing import BinaryIO
+
+from venom.plugins.ledger.merkle import HashFn, MerkleTree, sha3_256
+from venom.schemas import LedgerCorrupt, LedgerError
+
+FRAME = struct.Struct("<II")
+OFFSET = struct.Struct("<Q")
+HASH_LEN = 32
+
+
+def _fsync(fd: int, what: str) -> None:
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        raise LedgerError(
+            f"fsync of {what} failed: {exc}; stopping to avoid losing entries"
+        ) from exc
+
+
+def fsync_dir(path: Path) -> None:
+    """fsync a directory so a rename or a new file in it is durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        _fsync(fd, str(path))
+    finally:
+        os.close(fd)
+
+
+class LedgerStore:
+    """Appends entries durably and serves them, the root and proofs."""
+
+    def __init__(self, directory: Path, *, hash_fn: HashFn = sha3_256) -> None:
+        self.directory = Path(directory)
+        self.hash_fn = hash_fn
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.directory / "entries.log"
+        self.idx_path = self.directory / "entries.idx"
+        self.checkpoint_path = self.directory / "checkpoint"
+        self.tree = MerkleTree(hash_fn)
+        self.offsets: list[int] = []
+        self.truncated_bytes = 0
+        self._recover()
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - held for the store's life
+        self._idx = open(self.idx_path, "ab")  # noqa: SIM115
+        self._tree_files = [
+            open(self._tree_path(h), "ab")  # noqa: SIM115
+            for h in range(len(self.tree.levels))
+        ]
+        self._pending = 0
+
+    # -- recovery -------------------------------------------------------
+
+    def _tree_path(self, level: int) -> Path:
+        return self.directory / f"tree.{level}"
+
+    def _recover(self) -> None:
+        """Read the index, validate the log's tail, rebuild what does not match."""
+        log_size = self.log_path.stat().st_size if self.log_path.exists() else 0
+        offsets: list[int] = []
+        if self.idx_path.exists():
+            raw = self.idx_path.read_bytes()
+            offsets = [o for (o,) in OFFSET.iter_unpack(raw[: len(raw) // 8 * 8])]
+        # Keep index entries whose frames are complete and intact; then scan on.
+        with open(self.log_path, "a+b") as log:
+            valid: list[int] = []
+            for off in offsets:
+                if self._frame_ok(log, off, log_size) is None:
+                    break
+                valid.append(off)
+            pos = 0
+            if valid:
+                end = self._frame_ok(log, valid[-1], log_size)
+                assert end is not None
+                pos = end
+            while pos < log_size:
+                end = self._frame_ok(log, pos, log_size)
+                if end is None:
+                    break
+                valid.append(pos)
+                pos = end
+            if pos < log_size:
+                self.truncated_bytes = log_size - pos
+                log.truncate(pos)
+                _fsync(log.fileno(), str(self.log_path))
+        self.offsets = valid
+        with open(self.idx_path, "wb") as idx:
+            idx.write(b"".join(OFFSET.pack(o) for o in valid))
+            _fsync(idx.fileno(), str(self.idx_path))
+        self._load_tree(len(valid))
+
+    @staticmethod
+    def _frame_ok(log: BinaryIO, offset: int, log_size: int) -> int | None:
+        """End offset of an intact frame at ``offset``, or None."""
+        if offset + FRAME.size > log_size:
+            return None
+        log.seek(offset)
+        head = log.read(FRAME.size)
+        length, crc = FRAME.unpack(head)
+        end = offset + FRAME.size + int(length)
+        if end > log_size:
+            return None
+        if zlib.crc32(log.read(length)) != crc:
+            return None
+        return end
+
+    def _load_tree(self, size: int) -> None:
+        """Load the stored level hashes; recompute from the log what is missing."""
+        levels: list[list[bytes]] = []
+        h = 0
+        while (size >> h) > 0:
+            path = self._tree_path(h)
+            want = size >> h
+            data = path.read_bytes() if path.exists() else b""
+            have = min(len(data) // HASH_LEN, want)
+            levels.append([data[i * HASH_LEN : (i + 1) * HASH_LEN] for i in range(have)])
+            h += 1
+        if not levels or len(levels[0]) < size:
+            # Leaf hashes missing (first open after a crash, or lost file): from the log.
+            leaves = levels[0] if levels else []
+            for i in range(len(leaves), size):
+                leaves.append(self.tree.leaf_hash(self.read(i, _offsets=self.offsets)))
+            levels = [leaves]
+        tree = MerkleTree(self.hash_fn)
+        for leaf in levels[0]:
+            tree.append_leaf_hash(leaf)
+        # Stored upper levels must agree with what the leaves give.
+        for h in range(1, len(levels)):
+            stored = levels[h]
+            if tree.levels[h][: len(stored)] != stored:
+                raise LedgerCorrupt(
+                    f"stored subtree hashes of level {h} do not match the "
+                    "entries; run `venom ledger verify`"
+                )
+        self.tree = tree
+        for h, nodes in enumerate(tree.levels):
+            with open(self._tree_path(h), "wb") as f:
+                f.write(b"".join(nodes))
+                _fsync(f.fileno(), str(self._tree_path(h)))
+        h = len(tree.levels)
+        while self._tree_path(h).exists():
+            self._tree_path(h).unlink()
+            h += 1
+
+    # -- writing --------------------------------------------------------
+
+    @property
+    def size(self) -> int:
+        return len(self.offsets)
+
+    def append(self, entry: bytes) -> int:
+        """Append one entry (not yet durable: call :meth:`sync`); return its index."""
+        offset = self._log.tell()
+        frame = FRAME.pack(len(entry), zlib.crc32(entry)) + entry
+        self._log.write(frame)
+        self._idx.write(OFFSET.pack(offset))
+        self.offsets.append(offset)
+        index = self.tree.append(entry)
+        for h in range(len(self.tree.levels)):
+            if h == len(self._tree_files):
+                self._tree_files.append(open(self._tree_path(h), "ab"))  # noqa: SIM115
+            written = (self._tree_files[h].tell()) // HASH_LEN
+            level = self.tree.levels[h]
+            if written < len(level):
+                self._tree_files[h].write(b"".join(level[written:]))
+        self._pending += 1
+        return index
+
+    def sync(self) -> None:
+        """Make every appended entry durable (fsync log, index, tree files)."""
+        if not self._pending:
+            return
+        for f in (self._log, self._idx, *self._tree_files):
+            f.flush()
+        _fsync(self._log.fileno(), str(self.log_path))
+        _fsync(self._idx.fileno(), str(self.idx_path))
+        for f in self._tree_files:
+            _fsync(f.fileno(), f.name)
+        self._pending = 0
+
+    def checkpoint(self) -> dict[str, object]:
+        """Write {size, root, time} atomically: tmp, fsync, rename, fsync dir."""
+        self.sync()
+        doc = {"size": self.size, "root": self.tree.root().hex(), "time": time.time()}
+        tmp = self.checkpoint_path.with_suffix(".tmp")
+        with open(tmp, "w") as f:
+            json.dump(doc, f, sort_keys=True)
+            f.flush()
+            _fsync(f.fileno(), str(tmp))
+        os.replace(tmp, self.checkpoint_path)
+        fsync_dir(self.directory)
+        return doc
+
+    def close(self) -> None:
+        """Checkpoint and close the files."""
+        try:
+            self.checkpoint()
+        finally:
+            self.close_files()
+
+    def close_files(self) -> None:
+        """Close the files without syncing (after a fatal error)."""
+        for f in (self._log, self._idx, *self._tree_files):
+            f.close()
+
+    def __enter__(self) -> LedgerStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- reading --------------------------------------------------------
+
+    def read(self, index: int, *, _offsets: list[int] | None = None) -> bytes:
+        """Entry ``index``'s bytes (checksum checked)."""
+        offsets = self.offsets if _offsets is None else _offsets
+        if not 0 <= index < len(offsets):
+            raise LedgerError(f"no entry {index}: the ledger holds {len(offsets)}")
+        if hasattr(self, "_log"):
+            self._log.flush()
+        with open(self.log_path, "rb") as log:
+            log.seek(offsets[index])
+            length, crc = FRAME.unpack(log.read(FRAME.size))
+            data = log.read(length)
+        if len(data) != length or zlib.crc32(data) != crc:
+            raise LedgerCorrupt(f"entry {index}: frame checksum mismatch")
+        return data
+
+    def read_checkpoint(self) -> dict[str, object] | None:
+        if not self.checkpoint_path.exists():
+            return None
+        doc: dict[str, object] = json.loads(self.checkpoint_path.read_text())
+        return doc
