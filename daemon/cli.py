@@ -102,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--nats", metavar="URL", help="use this server instead of a private one")
     bench.add_argument("--json", action="store_true")
 
+    from venom.daemon.ledgercmd import add_ledger_parser
+
+    add_ledger_parser(sub, common)
+
     schema = sub.add_parser("schema", parents=[common], help="message schemas")
     ssub = schema.add_subparsers(dest="schema_command", metavar="ACTION", required=True)
     sexp = ssub.add_parser(
@@ -254,6 +258,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ledger(args: argparse.Namespace) -> int:
+    from venom.daemon.ledgercmd import run_ledger_command
+
+    config = _load(args)
+    return run_ledger_command(args, _state_dir(args, config))
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     written = export_schemas(args.dir)
     for path in written:
@@ -284,6 +295,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "plugins": cmd_plugins,
     "plugin": cmd_plugin,
     "bench": cmd_bench,
+    "ledger": cmd_ledger,
     "schema": cmd_schema,
 }
 

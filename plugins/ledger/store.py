@@ -54,10 +54,21 @@ def fsync_dir(path: Path) -> None:
 class LedgerStore:
     """Appends entries durably and serves them, the root and proofs."""
 
-    def __init__(self, directory: Path, *, hash_fn: HashFn = sha3_256) -> None:
+    def __init__(
+        self, directory: Path, *, hash_fn: HashFn = sha3_256, readonly: bool = False
+    ) -> None:
+        """Open (creating unless ``readonly``) the ledger in ``directory``.
+
+        Read-only opens change nothing on disk (safe beside a running ledger):
+        a torn tail is ignored rather than truncated.
+        """
         self.directory = Path(directory)
         self.hash_fn = hash_fn
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.readonly = readonly
+        if readonly and not (self.directory / "entries.log").exists():
+            raise LedgerError(f"no ledger in {self.directory}")
+        if not readonly:
+            self.directory.mkdir(parents=True, exist_ok=True)
         self.log_path = self.directory / "entries.log"
         self.idx_path = self.directory / "entries.idx"
         self.checkpoint_path = self.directory / "checkpoint"
@@ -65,6 +76,9 @@ class LedgerStore:
         self.offsets: list[int] = []
         self.truncated_bytes = 0
         self._recover()
+        self._tree_files: list[BinaryIO] = []
+        if readonly:
+            return
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - held for the store's life
         self._idx = open(self.idx_path, "ab")  # noqa: SIM115
         self._tree_files = [
@@ -86,7 +100,7 @@ class LedgerStore:
             raw = self.idx_path.read_bytes()
             offsets = [o for (o,) in OFFSET.iter_unpack(raw[: len(raw) // 8 * 8])]
         # Keep index entries whose frames are complete and intact; then scan on.
-        with open(self.log_path, "a+b") as log:
+        with open(self.log_path, "rb" if self.readonly else "a+b") as log:
             valid: list[int] = []
             for off in offsets:
                 if self._frame_ok(log, off, log_size) is None:
@@ -105,9 +119,13 @@ class LedgerStore:
                 pos = end
             if pos < log_size:
                 self.truncated_bytes = log_size - pos
-                log.truncate(pos)
-                _fsync(log.fileno(), str(self.log_path))
+                if not self.readonly:
+                    log.truncate(pos)
+                    _fsync(log.fileno(), str(self.log_path))
         self.offsets = valid
+        if self.readonly:
+            self._load_tree(len(valid))
+            return
         with open(self.idx_path, "wb") as idx:
             idx.write(b"".join(OFFSET.pack(o) for o in valid))
             _fsync(idx.fileno(), str(self.idx_path))
@@ -157,6 +175,8 @@ class LedgerStore:
                     "entries; run `venom ledger verify`"
                 )
         self.tree = tree
+        if self.readonly:
+            return
         for h, nodes in enumerate(tree.levels):
             with open(self._tree_path(h), "wb") as f:
                 f.write(b"".join(nodes))
@@ -217,6 +237,8 @@ class LedgerStore:
 
     def close(self) -> None:
         """Checkpoint and close the files."""
+        if self.readonly:
+            return
         try:
             self.checkpoint()
         finally:
@@ -224,6 +246,8 @@ class LedgerStore:
 
     def close_files(self) -> None:
         """Close the files without syncing (after a fatal error)."""
+        if self.readonly:
+            return
         for f in (self._log, self._idx, *self._tree_files):
             f.close()
 
@@ -240,7 +264,7 @@ class LedgerStore:
         offsets = self.offsets if _offsets is None else _offsets
         if not 0 <= index < len(offsets):
             raise LedgerError(f"no entry {index}: the ledger holds {len(offsets)}")
-        if hasattr(self, "_log"):
+        if not self.readonly and hasattr(self, "_log"):
             self._log.flush()
         with open(self.log_path, "rb") as log:
             log.seek(offsets[index])

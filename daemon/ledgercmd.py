@@ -1,0 +1,210 @@
+"""``venom ledger ...``: read, prove and verify the ledger's files (SPEC 6, 10).
+
+These commands open the ledger read-only, so they are safe beside a running
+ledger; they need no NATS server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from venom.plugins.ledger.entry import parse_entry
+from venom.plugins.ledger.merkle import sha3_256, verify_consistency, verify_inclusion
+from venom.plugins.ledger.store import LedgerStore
+from venom.plugins.ledger.verify import verify_ledger
+from venom.schemas import LedgerError
+
+HASH_NAME = "sha3-256"
+
+
+def add_ledger_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Register ``venom ledger`` and its actions."""
+    ledger = sub.add_parser("ledger", parents=[common], help="read, prove and verify the ledger")
+    lsub = ledger.add_subparsers(dest="ledger_command", metavar="ACTION", required=True)
+
+    def action(name: str, text: str) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = lsub.add_parser(name, parents=[common], help=text)
+        p.add_argument("--state-dir", metavar="D", help="state directory (default ./.venom)")
+        p.add_argument("--config", metavar="F", help="config file")
+        return p
+
+    action("head", "size, root and checkpoint").add_argument("--json", action="store_true")
+    show = action("show", "entry N, decoded, with its trace id")
+    show.add_argument("index", type=int, metavar="N")
+    verify = action("verify", "recompute the chain, the tree and the checkpoint")
+    verify.add_argument("--json", action="store_true")
+    prove = action("prove", "inclusion proof of entry N (JSON)")
+    prove.add_argument("index", type=int, metavar="N")
+    prove.add_argument("--size", type=int, metavar="S", help="tree size (default: current)")
+    cons = action("consistency", "consistency proof between sizes A and B (JSON)")
+    cons.add_argument("old", type=int, metavar="A")
+    cons.add_argument("new", type=int, metavar="B")
+    check = action("check-proof", "verify a proof written by prove or consistency")
+    check.add_argument("file", metavar="FILE", help="proof JSON ('-' for stdin)")
+    action("export", "every entry as a JSON line {index, hash, record}")
+
+
+def run_ledger_command(args: argparse.Namespace, state_dir: Path) -> int:
+    """Run one ``venom ledger`` action; LedgerError on damage or bad input."""
+    directory = state_dir / "ledger"
+    cmd = args.ledger_command
+    if cmd == "check-proof":
+        return _check_proof(args.file)
+    if cmd == "verify":
+        return _verify(directory, args.json)
+    store = LedgerStore(directory, readonly=True)
+    if cmd == "head":
+        cp = store.read_checkpoint()
+        doc = {
+            "size": store.size,
+            "root": store.tree.root().hex(),
+            "hash": HASH_NAME,
+            "checkpoint": cp,
+        }
+        if args.json:
+            print(json.dumps(doc, indent=2))
+        else:
+            print(f"size {doc['size']}\nroot {doc['root']}\nhash {HASH_NAME}")
+            if cp:
+                print(f"checkpoint size {cp.get('size')} root {cp.get('root')}")
+        return 0
+    if cmd == "show":
+        entry = parse_entry(store.read(args.index), args.index)
+        rec = msgspec.to_builtins(entry.record)
+        print(
+            json.dumps(
+                {
+                    "index": args.index,
+                    "hash": store.tree.levels[0][args.index].hex(),
+                    "trace_id": entry.record.trace_id,
+                    "span_id": entry.record.span_id,
+                    "prev": entry.prev,
+                    "seq": entry.seq,
+                    "record": rec,
+                },
+                indent=2,
+            )
+        )
+        return 0
+    if cmd == "prove":
+        size = store.size if args.size is None else args.size
+        try:
+            proof = store.tree.inclusion_proof(args.index, size)
+        except ValueError as exc:
+            raise LedgerError(str(exc)) from exc
+        print(
+            json.dumps(
+                {
+                    "type": "inclusion",
+                    "hash": HASH_NAME,
+                    "index": args.index,
+                    "size": size,
+                    "leaf_hash": store.tree.levels[0][args.index].hex(),
+                    "root": store.tree.root(size).hex(),
+                    "proof": [p.hex() for p in proof],
+                },
+                indent=2,
+            )
+        )
+        return 0
+    if cmd == "consistency":
+        try:
+            proof = store.tree.consistency_proof(args.old, args.new)
+            old_root, new_root = store.tree.root(args.old), store.tree.root(args.new)
+        except ValueError as exc:
+            raise LedgerError(str(exc)) from exc
+        print(
+            json.dumps(
+                {
+                    "type": "consistency",
+                    "hash": HASH_NAME,
+                    "old_size": args.old,
+                    "new_size": args.new,
+                    "old_root": old_root.hex(),
+                    "new_root": new_root.hex(),
+                    "proof": [p.hex() for p in proof],
+                },
+                indent=2,
+            )
+        )
+        return 0
+    if cmd == "export":
+        out = sys.stdout
+        for i in range(store.size):
+            entry = parse_entry(store.read(i), i)
+            out.write(
+                json.dumps(
+                    {
+                        "index": i,
+                        "hash": store.tree.levels[0][i].hex(),
+                        "record": msgspec.to_builtins(entry.record),
+                    },
+                    separators=(",", ":"),
+                )
+                + "\n"
+            )
+        return 0
+    raise LedgerError(f"unknown ledger action {cmd!r}")
+
+
+def _verify(directory: Path, as_json: bool) -> int:
+    if not (directory / "entries.log").exists():
+        raise LedgerError(f"no ledger in {directory}")
+    tty = sys.stderr.isatty()
+
+    def progress(done: int, pos: int) -> None:
+        if tty:
+            sys.stderr.write(f"\rverified {done} entries ({pos / 1e6:.1f} MB)")
+            sys.stderr.flush()
+
+    report = verify_ledger(directory, progress=progress)
+    if tty:
+        sys.stderr.write("\n")
+    if as_json:
+        print(json.dumps(report.__dict__, indent=2))
+    elif report.ok:
+        print(f"ok: {report.entries} entries, root {report.root}")
+    if not report.ok:
+        raise LedgerError(f"ledger verify failed: {report.problem}")
+    return 0
+
+
+def _check_proof(path: str) -> int:
+    text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    try:
+        doc = json.loads(text)
+        if doc.get("hash", HASH_NAME) != HASH_NAME:
+            raise LedgerError(f"unsupported hash {doc['hash']!r} (this ledger uses {HASH_NAME})")
+        proof = [bytes.fromhex(p) for p in doc["proof"]]
+        if doc["type"] == "inclusion":
+            ok = verify_inclusion(
+                int(doc["index"]),
+                int(doc["size"]),
+                bytes.fromhex(doc["leaf_hash"]),
+                proof,
+                bytes.fromhex(doc["root"]),
+                sha3_256,
+            )
+        elif doc["type"] == "consistency":
+            ok = verify_consistency(
+                int(doc["old_size"]),
+                int(doc["new_size"]),
+                bytes.fromhex(doc["old_root"]),
+                bytes.fromhex(doc["new_root"]),
+                proof,
+                sha3_256,
+            )
+        else:
+            raise LedgerError(f"unknown proof type {doc['type']!r}")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise LedgerError(f"{path}: not a proof file: {exc}") from exc
+    if not ok:
+        raise LedgerError(f"{path}: proof does NOT verify")
+    print(f"valid {doc['type']} proof")
+    return 0
