@@ -69,6 +69,7 @@ def test_a_flipped_byte_in_a_frame_is_caught_on_read(tmp_path: Path) -> None:
     store = LedgerStore.__new__(LedgerStore)  # read without recovery
     store.offsets = [0, second]
     store.log_path = log
+    store.readonly = True
     with pytest.raises(LedgerCorrupt, match="entry 1"):
         store.read(1)
 
