@@ -313,6 +313,7 @@ class Arbiter:
             missing=report.missing,
             anomalies=self.inputs.take_anomalies(),
             cooling=self._cooling(replies),
+            ledger_lag=int(context.get("ledger.lag", 0)),
         )
         self.inputs.after_beat(report, t_obs)
         self.last_decision = decision

@@ -52,7 +52,7 @@ def add_ledger_parser(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def run_ledger_command(args: argparse.Namespace, state_dir: Path) -> int:
     """Run one ``venom ledger`` action; LedgerError on damage or bad input."""
-    directory = state_dir / "ledger"
+    directory = state_dir / "plugins" / "ledger"
     cmd = args.ledger_command
     if cmd == "check-proof":
         return _check_proof(args.file)

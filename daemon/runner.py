@@ -20,6 +20,7 @@ from typing import Any
 import anyio
 
 from venom.daemon.arbiter import Arbiter
+from venom.daemon.beatstream import BeatPublisher
 from venom.daemon.bus import Bus
 from venom.daemon.embedded import EmbeddedServer
 from venom.daemon.natsbus import NatsBus
@@ -27,7 +28,7 @@ from venom.daemon.settings import VenomConfig
 from venom.plugins.host import PluginHost
 from venom.plugins.registry import load_plugin_class
 from venom.plugins.sdk import Plugin, PluginContext
-from venom.schemas import BeatRecord, Codec, ConfigError, Message, Subjects
+from venom.schemas import Codec, ConfigError, Message, Subjects
 
 log = logging.getLogger("venom.run")
 
@@ -52,6 +53,7 @@ def build_plugins(
             state_dir=state_dir / "plugins" / cls.name,
             subjects=subjects,
             publish=publish,
+            bus=bus,
             logger=logging.getLogger("venom.plugin"),
         )
         plugins.append(cls(plugin_config, context))
@@ -139,16 +141,16 @@ async def run_daemon(
             )
             log.info("hosting plugins: %s", ", ".join(p.name for p in plugins))
 
-        async def sink(record: BeatRecord) -> None:
-            await bus.publish(subjects.beat, codec.encode(record))
-
-        arbiter = Arbiter(bus, config, codec=codec, record_sink=sink)
+        publisher = BeatPublisher(bus, subjects, codec)
+        await publisher.start()
+        arbiter = Arbiter(bus, config, codec=codec, record_sink=publisher)
         async with anyio.create_task_group() as tg:
             tg.start_soon(_watch_signals, arbiter.stop, tg.cancel_scope)
             if live:
                 tg.start_soon(_live_line, arbiter, config.run.live_interval)
             await arbiter.run(beats=beats)
             tg.cancel_scope.cancel()
+        await publisher.flush()
         if live and sys.stderr.isatty():
             sys.stderr.write("\n")
         log.info(

@@ -17,7 +17,7 @@ NonNegative = Annotated[float, Meta(ge=0)]
 Fraction = Annotated[float, Meta(ge=0, le=1)]
 PositiveInt = Annotated[int, Meta(ge=1)]
 
-DEFAULT_CORES = ["regen-core", "balance-core", "entropy-core", "optimize-core"]
+DEFAULT_PLUGINS = ["regen-core", "balance-core", "entropy-core", "optimize-core", "ledger"]
 
 
 class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -114,7 +114,7 @@ class PluginsConfig(_Section, frozen=True, kw_only=True):
     ``settings`` holds one table per plugin: ``[plugins.settings.cusum]``.
     """
 
-    run: list[str] = msgspec.field(default_factory=lambda: list(DEFAULT_CORES))
+    run: list[str] = msgspec.field(default_factory=lambda: list(DEFAULT_PLUGINS))
     required_guards: list[str] = []
     settings: dict[str, dict[str, Any]] = {}
 

@@ -31,6 +31,7 @@ from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import msgspec
 
+from venom.daemon.bus import Bus
 from venom.schemas import ROLES, Mesh, Message, PluginValidationError, Pulse, Reply, Role, Subjects
 
 
@@ -61,6 +62,9 @@ class PluginContext:
     state_dir: Path = field(default_factory=lambda: Path(".venom"))
     subjects: Subjects = field(default_factory=Subjects)
     publish: Publish = _no_publish
+    #: The bus the host runs the plugin on (for plugins that need more than replies,
+    #: like the ledger's JetStream consumer).
+    bus: Bus | None = None
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("venom.plugin"))
 
 

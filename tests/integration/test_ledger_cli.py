@@ -43,7 +43,7 @@ def record(beat: int) -> BeatRecord:
 
 def write_ledger(state: Path, n: int) -> LedgerStore:
     codec = Codec()
-    store = LedgerStore(state / "ledger")
+    store = LedgerStore(state / "plugins" / "ledger")
     prev = GENESIS
     for beat in range(1, n + 1):
         i = store.append(make_entry(canonical_record(record(beat), codec), prev, beat))
@@ -94,7 +94,7 @@ def test_prove_and_check_proof(state: Path, tmp_path: Path) -> None:
 
 
 def test_any_flipped_byte_fails_verify_and_names_the_entry(state: Path) -> None:
-    log = state / "ledger" / "entries.log"
+    log = state / "plugins" / "ledger" / "entries.log"
     original = log.read_bytes()
     offsets = []
     pos = 0
@@ -117,16 +117,16 @@ def test_forged_entry_with_a_valid_checksum_fails(state: Path) -> None:
     codec = Codec()
     # Appended with a correct frame and even the correct chain link: only the
     # checkpoint can tell, and it does.
-    store = LedgerStore(state / "ledger", readonly=True)
+    store = LedgerStore(state / "plugins" / "ledger", readonly=True)
     prev = store.tree.levels[0][-1]
     forged = make_entry(canonical_record(record(999), codec), prev, 999)
-    with open(state / "ledger" / "entries.log", "ab") as f:
+    with open(state / "plugins" / "ledger" / "entries.log", "ab") as f:
         f.write(FRAME.pack(len(forged), zlib.crc32(forged)) + forged)
     res = venom("ledger", "verify", "--state-dir", str(state))
     assert res.returncode == 1
     assert "checkpoint covers 100 entries but the log holds 101" in res.stderr
     # Forged in the middle (re-chained from there on would need every later entry rewritten).
-    log = state / "ledger" / "entries.log"
+    log = state / "plugins" / "ledger" / "entries.log"
     data = log.read_bytes()
     first_len = FRAME.unpack_from(data, 0)[0]
     entry0 = data[FRAME.size : FRAME.size + first_len].replace(b'"beat":1,', b'"beat":7,', 1)
