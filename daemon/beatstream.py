@@ -25,13 +25,20 @@ from venom.schemas import BeatRecord, BusError, Codec, Subjects
 log = logging.getLogger("venom.beatstream")
 
 STREAM = "VENOM_BEATS"
+
+
+def stream_name(subjects: Subjects) -> str:
+    """``VENOM_BEATS`` for the default prefix; ``<PREFIX>_BEATS`` otherwise (one per prefix)."""
+    token = "".join(c if c.isalnum() else "_" for c in subjects.prefix).upper()
+    return f"{token}_BEATS"
+
+
 HDR_MSG_ID = "Nats-Msg-Id"
 
 
-async def ensure_stream(
-    js: JetStreamContext, subjects: Subjects, *, name: str = STREAM, replicas: int = 1
-) -> None:
-    """Create the beat stream if missing (file storage, ``replicas`` copies)."""
+async def ensure_stream(js: JetStreamContext, subjects: Subjects, *, replicas: int = 1) -> str:
+    """Create the beat stream if missing (file storage, ``replicas`` copies); its name."""
+    name = stream_name(subjects)
     config = StreamConfig(
         name=name,
         subjects=[subjects.beat],
@@ -47,6 +54,7 @@ async def ensure_stream(
             log.info("created JetStream stream %s on %s", name, subjects.beat)
         except JsError as exc:
             raise BusError(f"cannot create JetStream stream {name}: {exc}") from exc
+    return name
 
 
 class BeatPublisher:
@@ -57,11 +65,12 @@ class BeatPublisher:
         self.subjects = subjects
         self.codec = codec
         self.run_id = secrets.token_hex(6)
+        self.stream = stream_name(subjects)
         self.published = 0
         self.failed = 0
 
     async def start(self) -> None:
-        await ensure_stream(self.js, self.subjects)
+        self.stream = await ensure_stream(self.js, self.subjects)
 
     async def __call__(self, record: BeatRecord) -> None:
         headers = {HDR_MSG_ID: f"{self.run_id}.{record.beat}"}
@@ -85,7 +94,9 @@ class BeatPublisher:
     def _failed(self, beat: int, exc: BaseException) -> None:
         self.failed += 1
         if self.failed == 1 or self.failed % 1000 == 0:
-            log.warning("beat %d not stored in %s (%d so far): %s", beat, STREAM, self.failed, exc)
+            log.warning(
+                "beat %d not stored in %s (%d so far): %s", beat, self.stream, self.failed, exc
+            )
 
     async def flush(self, timeout: float = 5.0) -> None:
         """Wait for the acks of everything published."""

@@ -94,6 +94,18 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser(
         "bench", parents=[common], help="measure the beat loop against raw nats-py"
     )
+    bench.add_argument(
+        "what",
+        nargs="?",
+        choices=["loop", "ledger"],
+        default="loop",
+        help="loop: arbiter vs raw nats-py (default); ledger: the Merkle log",
+    )
+    bench.add_argument("--entries", type=int, default=20000, help="ledger: records to append")
+    bench.add_argument("--group-ms", type=float, default=20.0, help="ledger: fsync interval")
+    bench.add_argument(
+        "--proof-leaves", type=int, default=1_000_000, help="ledger: tree size for the proof timing"
+    )
     bench.add_argument("--sizes", default="4,16,64", help="plugin counts, comma-separated")
     bench.add_argument(
         "--duration", type=float, default=3.0, metavar="S", help="seconds per measurement"
@@ -243,6 +255,15 @@ def cmd_plugin(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from venom.daemon.bench import format_results, run_bench
+
+    if args.what == "ledger":
+        from venom.daemon.ledgerbench import format_ledger_results, run_ledger_bench
+
+        if args.entries < 1 or args.group_ms <= 0 or args.proof_leaves < 1:
+            raise ConfigError("--entries and --proof-leaves must be >= 1, --group-ms > 0")
+        figures = run_ledger_bench(args.entries, args.group_ms, args.proof_leaves)
+        print(json.dumps(figures, indent=2) if args.json else format_ledger_results(figures))
+        return 0
 
     try:
         sizes = [int(s) for s in str(args.sizes).split(",") if s.strip()]

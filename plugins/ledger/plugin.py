@@ -41,6 +41,13 @@ class LedgerPlugin(Plugin[LedgerConfig]):
         self.writer = LedgerWriter(bus.nc, self.context.subjects, self.store, self.config)
         log.info("ledger at %s: %d entries", self.context.state_dir, self.store.size)
         self._task = asyncio.get_running_loop().create_task(self.writer.run())
+        self._task.add_done_callback(self._writer_done)
+
+    def _writer_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            # Loud, and every later pulse gets an error reply: nothing is appended
+            # (or acked) any more, so JetStream keeps the records for a restart.
+            log.critical("ledger writer stopped: %s", task.exception())
 
     async def close(self) -> None:
         if self.writer is not None and self._task is not None:

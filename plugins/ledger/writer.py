@@ -23,7 +23,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
-from venom.daemon.beatstream import STREAM, ensure_stream
+from venom.daemon.beatstream import ensure_stream
 from venom.plugins.ledger.entry import GENESIS, canonical_record, make_entry, parse_entry
 from venom.plugins.ledger.store import LedgerStore
 from venom.schemas import BeatRecord, Codec, LedgerHead, SchemaError, Subjects
@@ -82,12 +82,12 @@ class LedgerWriter:
 
     async def run(self) -> None:
         js = self.nc.jetstream()
-        await ensure_stream(js, self.subjects, replicas=self.config.replicas)
+        stream = await ensure_stream(js, self.subjects, replicas=self.config.replicas)
         # The log, not the consumer, knows what is stored: start the durable consumer
         # right after the last stored sequence, so a record that was appended but
         # not acked before a crash is never overtaken by later ones (no gaps).
         with contextlib.suppress(NotFoundError):
-            await js.delete_consumer(STREAM, self.config.durable)
+            await js.delete_consumer(stream, self.config.durable)
         config = ConsumerConfig(
             durable_name=self.config.durable,
             ack_policy=AckPolicy.EXPLICIT,
@@ -97,7 +97,7 @@ class LedgerWriter:
             opt_start_seq=self.last_seq + 1 if self.last_seq else None,
         )
         sub = await js.pull_subscribe(
-            self.subjects.beat, durable=self.config.durable, stream=STREAM, config=config
+            self.subjects.beat, durable=self.config.durable, stream=stream, config=config
         )
         window = self.config.group_ms / 1000 if self.config.fsync == "group" else 0.0
         try:

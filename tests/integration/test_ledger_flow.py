@@ -23,7 +23,7 @@ from venom.plugins.ledger.plugin import LedgerPlugin
 from venom.plugins.ledger.store import LedgerStore
 from venom.plugins.ledger.verify import verify_ledger
 from venom.plugins.sdk import PluginContext
-from venom.schemas import BeatRecord, Codec, Subjects
+from venom.schemas import BeatRecord, Codec, PluginError, Pulse, Subjects
 
 pytestmark = [pytest.mark.integration]
 
@@ -157,3 +157,40 @@ async def test_kill_9_the_ledger_process_while_beats_flow(tmp_path: Path) -> Non
     records = [parse_entry(store.read(i)).record for i in range(store.size)]
     assert [r.beat for r in records] == list(range(1, 3001))  # none missing, none twice
     assert [r.trace_id for r in records] == [traces[b] for b in range(1, 3001)]
+
+
+@pytest.mark.anyio
+async def test_an_fsync_error_stops_the_ledger_loudly(
+    nats_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    pbus = await NatsBus.connect(nats_url)
+    traces: dict[int, str] = {}
+    try:
+        ledger = ledger_plugin(pbus, tmp_path / "ledger", "fsyncfail")
+        async with PluginHost([ledger], pbus, subjects=Subjects("fsyncfail")):
+
+            def broken(fd: int) -> None:
+                raise OSError(5, "Input/output error")
+
+            monkeypatch.setattr(os, "fsync", broken)
+            await run_beats(nats_url, "fsyncfail", 20, traces, [])
+            with anyio.fail_after(10):
+                while ledger._task is not None and not ledger._task.done():
+                    await anyio.sleep(0.01)
+            monkeypatch.undo()
+            assert ledger.store is not None
+            with pytest.raises(PluginError, match="ledger writer stopped: fsync"):
+                await ledger.handle(ledger_pulse())
+    finally:
+        await pbus.close()
+    assert any(
+        "ledger writer stopped" in r.getMessage() and r.levelname == "CRITICAL"
+        for r in caplog.records
+    )
+
+
+def ledger_pulse() -> Pulse:
+    return Pulse(beat=1, issued_at=0.0, deadline=1.0, t_lambda=0.004, seed=1)
