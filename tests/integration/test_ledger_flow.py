@@ -15,6 +15,7 @@ import pytest
 from tests.helpers import Echo, make_config
 from venom.daemon.arbiter import Arbiter
 from venom.daemon.beatstream import BeatPublisher
+from venom.daemon.bus import BusMessage
 from venom.daemon.embedded import NatsServerProcess
 from venom.daemon.natsbus import NatsBus
 from venom.plugins.host import PluginHost
@@ -23,7 +24,7 @@ from venom.plugins.ledger.plugin import LedgerPlugin
 from venom.plugins.ledger.store import LedgerStore
 from venom.plugins.ledger.verify import verify_ledger
 from venom.plugins.sdk import PluginContext
-from venom.schemas import BeatRecord, Codec, PluginError, Pulse, Subjects
+from venom.schemas import BeatRecord, Codec, LedgerHead, PluginError, Pulse, Subjects
 
 pytestmark = [pytest.mark.integration]
 
@@ -79,11 +80,18 @@ async def test_every_beat_once_with_its_trace_id_and_catch_up(tmp_path: Path) ->
                     await ledger.writer.caught_up.wait()
                 assert ledger.store is not None
                 assert ledger.store.size == 1000
+                heads: list[LedgerHead] = []
+
+                async def on_head(msg: BusMessage) -> None:
+                    heads.append(Codec().decode(LedgerHead, msg.data))
+
+                await pbus.subscribe(Subjects("flow").ledger_head, on_head)
                 more: dict[int, str] = {}
                 await run_beats(url, "flow", 200, more, [])
                 with anyio.fail_after(10):
-                    while ledger.store.size < 1200:
+                    while ledger.store.size < 1200 or not heads or heads[-1].size < 1200:
                         await anyio.sleep(0.01)
+                assert heads[-1].root == ledger.store.tree.root().hex()
         finally:
             await pbus.close()
     finally:
