@@ -77,6 +77,10 @@ def test_run_embedded_beats_and_exits(tmp_path: Path) -> None:
     assert "stopped after 300 beats" in res.stderr
     assert not (tmp_path / "state" / "nats.url").exists()
     assert (tmp_path / "state" / "jetstream").is_dir()
+    # The default set includes the ledger: every beat is in it, and it verifies.
+    verify = venom("ledger", "verify", "--state-dir", str(tmp_path / "state"))
+    assert verify.returncode == 0, verify.stderr
+    assert verify.stdout.startswith("ok: 300 entries")
 
 
 def test_bad_config_names_the_key(tmp_path: Path) -> None:
