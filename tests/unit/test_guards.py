@@ -1,0 +1,112 @@
+"""cusum and gate guards: detection delay, bounds, L∞ score."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from venom.plugins.guards import Bounds, CusumConfig, CusumGuard, GateConfig, GateGuard, gate_score
+from venom.plugins.sdk import validate_plugin
+from venom.schemas import GuardVerdict, Pulse, PulseContext
+
+pytestmark = pytest.mark.anyio
+
+
+def pulse(beat: int, estimates: dict[str, float] | None = None, **features: float) -> Pulse:
+    return Pulse(
+        beat=beat,
+        issued_at=0.0,
+        deadline=1.0,
+        t_lambda=0.004,
+        seed=beat,
+        features=features,
+        context=PulseContext(estimates=estimates or {}),
+    )
+
+
+def test_guards_are_valid_plugins() -> None:
+    assert validate_plugin(CusumGuard) is CusumGuard
+    assert validate_plugin(GateGuard) is GateGuard
+
+
+@pytest.mark.parametrize("delta", [1.0, 2.0, 4.0])
+def test_cusum_detects_a_step_within_the_textbook_delay(delta: float) -> None:
+    cfg = CusumConfig(warmup=200, k=0.5, h=5.0)
+    rng = random.Random(7)
+    guard = CusumGuard(cfg)
+    for _ in range(200):
+        guard.observe(10.0 + rng.gauss(0, 1))
+    sigma, mu = guard.sigma, guard.mu
+    for _ in range(200):  # in control: no alarm
+        assert not guard.observe(mu + rng.gauss(0, 1) * 0.3)
+    delay = None
+    for n in range(1, 100):
+        if guard.observe(mu + delta * sigma + rng.gauss(0, 1) * 0.3 * sigma):
+            delay = n
+            break
+    bound = math.ceil(cfg.h / (delta - cfg.k)) + 2
+    assert delay is not None
+    assert delay <= bound, (delta, delay, bound)
+    assert guard.events == 1
+
+
+def test_cusum_catches_a_downward_shift_and_clears_after_it() -> None:
+    guard = CusumGuard(CusumConfig(warmup=10, k=0.5, h=3.0))
+    for i in range(10):
+        guard.observe(5.0 + (0.1 if i % 2 else -0.1))
+    for _ in range(5):
+        alarmed = guard.observe(4.0)
+    assert alarmed
+    assert guard.s_lo > guard.s_hi
+    for _ in range(200):
+        alarmed = guard.observe(5.0)
+    assert not alarmed
+    assert guard.events == 1
+
+
+async def test_cusum_verdicts() -> None:
+    guard = CusumGuard(CusumConfig(signal="kalman.nis", warmup=5, h=2.0))
+    for b in range(1, 6):
+        v = await guard.handle(pulse(b, estimates={"kalman.nis": 1.0 + 0.01 * b}))
+        assert isinstance(v, GuardVerdict)
+        assert v.allow
+    for b in range(6, 12):
+        v = await guard.handle(pulse(b, estimates={"kalman.nis": 9.0}))
+    assert isinstance(v, GuardVerdict)
+    assert not v.allow
+    assert "shifted up" in v.reason
+    missing = await CusumGuard().handle(pulse(1))
+    assert isinstance(missing, GuardVerdict)
+    assert missing.allow
+    assert "not measured" in missing.reason
+
+
+def test_gate_score_is_the_l_infinity_norm_of_normalised_violations() -> None:
+    bounds = {"a": Bounds(low=0.0, high=10.0), "b": Bounds(low=1.0, high=2.0)}
+    assert gate_score({"a": 5.0, "b": 1.5}, bounds) == (0.0, "")
+    assert gate_score({"a": 12.0, "b": 1.5}, bounds) == (pytest.approx(0.2), "a")
+    assert gate_score({"a": 12.0, "b": 0.5}, bounds) == (pytest.approx(0.5), "b")
+    assert gate_score({"a": 12.0, "b": None}, bounds) == (1.0, "b")
+
+
+async def test_gate_is_non_compensatory_and_missing_fails() -> None:
+    gate = GateGuard(
+        GateConfig(bounds={"t": Bounds(low=0.0, high=80.0), "c": Bounds(low=0.5, high=1.0)})
+    )
+    ok = await gate.handle(pulse(1, t=40.0, c=0.9))
+    assert isinstance(ok, GuardVerdict)
+    assert ok.allow
+    # Perfect coherence does not buy back a hot plant.
+    hot = await gate.handle(pulse(2, t=90.0, c=1.0))
+    assert isinstance(hot, GuardVerdict)
+    assert not hot.allow
+    assert hot.severity == "warning"
+    assert hot.metric == pytest.approx(10 / 80)
+    gone = await gate.handle(pulse(3, t=40.0))
+    assert isinstance(gone, GuardVerdict)
+    assert (gone.allow, gone.reason) == (False, "c missing")
+    way_off = await gate.handle(pulse(4, t=200.0, c=0.9))
+    assert isinstance(way_off, GuardVerdict)
+    assert way_off.severity == "critical"
