@@ -1,7 +1,13 @@
-"""Estimators: Kalman filters (more in the plugin catalog issue)."""
+"""Estimators: Kalman filters, stability (more in the plugin catalog issue)."""
 
 from venom.plugins.estimators.kalman import AdaptiveKalmanEstimator, KalmanConfig, KalmanEstimator
 from venom.plugins.estimators.kalman_filter import AdaptiveKalmanFilter, KalmanFilter
+from venom.plugins.estimators.stability import (
+    StabilityConfig,
+    StabilityEstimator,
+    spectral_abscissa,
+    spectral_radius,
+)
 
 __all__ = [
     "AdaptiveKalmanEstimator",
@@ -9,4 +15,8 @@ __all__ = [
     "KalmanConfig",
     "KalmanEstimator",
     "KalmanFilter",
+    "StabilityConfig",
+    "StabilityEstimator",
+    "spectral_abscissa",
+    "spectral_radius",
 ]
