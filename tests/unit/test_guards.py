@@ -7,7 +7,19 @@ import random
 
 import pytest
 
-from venom.plugins.guards import Bounds, CusumConfig, CusumGuard, GateConfig, GateGuard, gate_score
+from venom.plugins.guards import (
+    Bounds,
+    CusumConfig,
+    CusumGuard,
+    DissonanceConfig,
+    DissonanceGuard,
+    GateConfig,
+    GateGuard,
+    ThermalConfig,
+    ThermalGuard,
+    delta_e,
+    gate_score,
+)
 from venom.plugins.sdk import validate_plugin
 from venom.schemas import GuardVerdict, Pulse, PulseContext
 
@@ -29,6 +41,8 @@ def pulse(beat: int, estimates: dict[str, float] | None = None, **features: floa
 def test_guards_are_valid_plugins() -> None:
     assert validate_plugin(CusumGuard) is CusumGuard
     assert validate_plugin(GateGuard) is GateGuard
+    assert validate_plugin(DissonanceGuard) is DissonanceGuard
+    assert validate_plugin(ThermalGuard) is ThermalGuard
 
 
 @pytest.mark.parametrize("delta", [1.0, 2.0, 4.0])
@@ -110,3 +124,64 @@ async def test_gate_is_non_compensatory_and_missing_fails() -> None:
     way_off = await gate.handle(pulse(4, t=200.0, c=0.9))
     assert isinstance(way_off, GuardVerdict)
     assert way_off.severity == "critical"
+
+
+async def test_dissonance_learns_its_reference_and_vetoes_critically() -> None:
+    guard = DissonanceGuard(DissonanceConfig(features=("a", "b"), warmup=10))
+    for b in range(1, 11):
+        v = await guard.handle(pulse(b, a=1.0, b=0.02 * (b % 3)))
+        assert isinstance(v, GuardVerdict)
+        assert v.allow
+    near = await guard.handle(pulse(11, a=2.0, b=0.05))
+    assert isinstance(near, GuardVerdict)
+    assert near.allow
+    assert near.metric < 0.05
+    # 20° off the reference: ΔE = sin²(20°) ≈ 0.117 > 0.05 → critical.
+    angle = math.radians(20)
+    far = await guard.handle(pulse(12, a=math.cos(angle), b=math.sin(angle)))
+    assert isinstance(far, GuardVerdict)
+    assert (far.allow, far.severity) == (False, "critical")
+    ref = guard.ref
+    assert ref is not None
+    expected = 1 - (math.cos(angle) * ref[0] + math.sin(angle) * ref[1]) ** 2
+    assert far.metric == pytest.approx(expected)
+
+
+def test_delta_e_of_unit_vectors() -> None:
+    assert delta_e([1.0, 0.0], [1.0, 0.0]) == 0.0
+    assert delta_e([0.0, 1.0], [1.0, 0.0]) == 1.0
+    assert delta_e([-1.0, 0.0], [1.0, 0.0]) == 0.0  # global phase: |⟨ψ, ref⟩|²
+    s = math.sqrt(0.5)
+    assert delta_e([s, s], [1.0, 0.0]) == pytest.approx(0.5)
+
+
+async def test_dissonance_with_a_configured_reference() -> None:
+    guard = DissonanceGuard(DissonanceConfig(features=("a", "b"), reference=(0.0, 3.0)))
+    v = await guard.handle(pulse(1, a=1.0, b=0.0))
+    assert isinstance(v, GuardVerdict)
+    assert not v.allow
+    with pytest.raises(ValueError, match="reference has 1 values for 2 features"):
+        DissonanceGuard(DissonanceConfig(features=("a", "b"), reference=(1.0,)))
+
+
+async def test_thermal_forecast_advice_and_optimize_block() -> None:
+    guard = ThermalGuard()
+    verdicts = []
+    for b, t in enumerate([50.0, 52.0, 54.0, 56.0, 58.0, 60.0], start=1):
+        verdicts.append(await guard.handle(pulse(b, **{"plant.temperature": t})))
+    last = verdicts[-1]
+    assert isinstance(last, GuardVerdict)
+    assert last.metric == pytest.approx(70.0)  # 60 + 2 per beat x 5 beats
+    assert last.recommend == "medium"
+    assert last.blocks == ["OPTIMIZE"]
+    assert last.allow
+    first = verdicts[0]
+    assert isinstance(first, GuardVerdict)
+    assert (first.recommend, first.blocks) == ("", [])
+    for b, t in enumerate([80.0, 84.0], start=7):
+        v = await guard.handle(pulse(b, **{"plant.temperature": t}))
+    assert isinstance(v, GuardVerdict)
+    assert not v.allow
+    assert v.recommend == "high"
+    with pytest.raises(ValueError, match="thresholds"):
+        ThermalGuard(ThermalConfig(low=90.0))

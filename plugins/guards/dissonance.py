@@ -1,0 +1,86 @@
+"""dissonance: a veto when the state drifts from its reference profile (SPEC 3).
+
+ψ is the vector of the configured features, normalised; ref is the
+configured profile (normalised) or, when none is given, the normalised mean
+of ψ over a warm-up window. Then
+
+    ΔE = 1 − |⟨ψ, ref⟩|²
+
+and ΔE > ``threshold`` (0.05) is a veto with severity ``critical`` (which
+makes the arbiter QUARANTINE). A zero or unmeasured state is not judged.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, ClassVar
+
+import msgspec
+from msgspec import Meta
+
+from venom.plugins.guards.cusum import lookup
+from venom.plugins.sdk import Plugin, PluginContext
+from venom.schemas import GuardVerdict, Pulse, Reply, Role
+
+
+class DissonanceConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    features: tuple[str, ...] = ("plant.y0", "plant.y1", "plant.y2")
+    reference: tuple[float, ...] = ()
+    warmup: Annotated[int, Meta(ge=1)] = 50
+    threshold: Annotated[float, Meta(gt=0, lt=1)] = 0.05
+
+
+def normalised(v: list[float]) -> list[float] | None:
+    norm = math.sqrt(sum(x * x for x in v))
+    return [x / norm for x in v] if norm > 0 else None
+
+
+def delta_e(psi: list[float], ref: list[float]) -> float:
+    """1 − |⟨ψ, ref⟩|² for unit vectors."""
+    dot = sum(a * b for a, b in zip(psi, ref, strict=True))
+    return max(0.0, 1.0 - dot * dot)
+
+
+class DissonanceGuard(Plugin[DissonanceConfig]):
+    """Critical veto when ΔE = 1 − |⟨ψ, ref⟩|² exceeds the threshold."""
+
+    name: ClassVar[str] = "dissonance"
+    role: ClassVar[Role] = "guard"
+    version: ClassVar[str] = "1.0.0"
+    config_type: ClassVar[type[DissonanceConfig]] = DissonanceConfig
+    description: ClassVar[str] = "critical veto when the state leaves its reference profile"
+
+    def __init__(
+        self, config: DissonanceConfig | None = None, context: PluginContext | None = None
+    ) -> None:
+        super().__init__(config, context)
+        cfg = self.config
+        if cfg.reference and len(cfg.reference) != len(cfg.features):
+            raise ValueError(
+                f"reference has {len(cfg.reference)} values for {len(cfg.features)} features"
+            )
+        self.ref = normalised(list(cfg.reference)) if cfg.reference else None
+        self._sum = [0.0] * len(cfg.features)
+        self._count = 0
+
+    async def handle(self, pulse: Pulse) -> Reply:
+        raw = [lookup(pulse, f) for f in self.config.features]
+        psi = normalised([x for x in raw if x is not None]) if None not in raw else None
+        if psi is None:
+            return GuardVerdict(guard=self.name, allow=True, reason="state not measured")
+        if self.ref is None:
+            self._sum = [s + p for s, p in zip(self._sum, psi, strict=True)]
+            self._count += 1
+            if self._count >= self.config.warmup:
+                self.ref = normalised(self._sum)
+            return GuardVerdict(guard=self.name, allow=True, reason="learning the reference")
+        de = delta_e(psi, self.ref)
+        if de > self.config.threshold:
+            return GuardVerdict(
+                guard=self.name,
+                allow=False,
+                severity="critical",
+                reason=f"ΔE {de:.3f} > {self.config.threshold:g}",
+                metric=de,
+            )
+        return GuardVerdict(guard=self.name, allow=True, metric=de)

@@ -1,0 +1,92 @@
+"""thermal: temperature forecast, cooling advice, OPTIMIZE blocked while hot (SPEC 3).
+
+The temperature is forecast ``horizon`` beats ahead (default 5) from the
+least-squares trend over the last ``window`` beats. The advice is ``low``,
+``medium`` or ``high`` cooling as the forecast passes ``low``, ``medium`` and
+``high`` (the plant applies it); from ``hot`` on the guard blocks OPTIMIZE
+(more throughput means more heat), and above ``limit`` it vetoes.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar
+
+import msgspec
+from msgspec import Meta
+
+from venom.plugins.cores.stats import Rolling
+from venom.plugins.guards.cusum import lookup
+from venom.plugins.sdk import Plugin, PluginContext
+from venom.schemas import Action, GuardVerdict, Pulse, Reply, Role
+
+
+class ThermalConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    signal: str = "plant.temperature"
+    horizon: Annotated[int, Meta(ge=1)] = 5
+    window: Annotated[int, Meta(ge=2)] = 10
+    low: float = 60.0
+    medium: float = 70.0
+    high: float = 78.0
+    hot: float = 70.0
+    limit: float = 85.0
+
+
+class ThermalGuard(Plugin[ThermalConfig]):
+    """Forecasts the temperature and advises cooling; blocks OPTIMIZE while hot."""
+
+    name: ClassVar[str] = "thermal"
+    role: ClassVar[Role] = "guard"
+    version: ClassVar[str] = "1.0.0"
+    config_type: ClassVar[type[ThermalConfig]] = ThermalConfig
+    description: ClassVar[str] = "temperature forecast, cooling advice, no OPTIMIZE while hot"
+
+    def __init__(
+        self, config: ThermalConfig | None = None, context: PluginContext | None = None
+    ) -> None:
+        super().__init__(config, context)
+        c = self.config
+        if not c.low <= c.medium <= c.high <= c.limit:
+            raise ValueError("thermal thresholds must satisfy low <= medium <= high <= limit")
+        self.history = Rolling(c.window)
+
+    def forecast(self) -> float:
+        """Temperature expected ``horizon`` beats after the last one."""
+        h = self.history
+        last = h.values[-1]
+        return last + h.slope() * self.config.horizon if len(h) >= 2 else last
+
+    async def handle(self, pulse: Pulse) -> Reply:
+        c = self.config
+        t = lookup(pulse, c.signal)
+        if t is None:
+            return GuardVerdict(guard=self.name, allow=True, reason=f"{c.signal} not measured")
+        self.history.push(t)
+        pred = self.forecast()
+        advice = (
+            "high"
+            if pred >= c.high
+            else "medium"
+            if pred >= c.medium
+            else "low"
+            if pred >= c.low
+            else ""
+        )
+        blocks: list[Action] = ["OPTIMIZE"] if max(pred, t) >= c.hot else []
+        if max(pred, t) > c.limit:
+            return GuardVerdict(
+                guard=self.name,
+                allow=False,
+                severity="warning",
+                reason=f"forecast {pred:.1f} above limit {c.limit:g}",
+                metric=pred,
+                blocks=blocks,
+                recommend=advice,
+            )
+        return GuardVerdict(
+            guard=self.name,
+            allow=True,
+            metric=pred,
+            blocks=blocks,
+            recommend=advice,
+            reason=f"forecast {pred:.1f}" if advice else "",
+        )
