@@ -1,5 +1,6 @@
-"""Estimators: Kalman filters, stability (more in the plugin catalog issue)."""
+"""Estimators: Kalman filters, stability, flow (more in the plugin catalog issue)."""
 
+from venom.plugins.estimators.flow import FlowConfig, FlowEstimator, flow
 from venom.plugins.estimators.kalman import AdaptiveKalmanEstimator, KalmanConfig, KalmanEstimator
 from venom.plugins.estimators.kalman_filter import AdaptiveKalmanFilter, KalmanFilter
 from venom.plugins.estimators.stability import (
@@ -12,11 +13,14 @@ from venom.plugins.estimators.stability import (
 __all__ = [
     "AdaptiveKalmanEstimator",
     "AdaptiveKalmanFilter",
+    "FlowConfig",
+    "FlowEstimator",
     "KalmanConfig",
     "KalmanEstimator",
     "KalmanFilter",
     "StabilityConfig",
     "StabilityEstimator",
+    "flow",
     "spectral_abscissa",
     "spectral_radius",
 ]
