@@ -5,7 +5,7 @@ See ``docs/plugins.md`` for a walk-through.
 
 from venom.plugins.host import PluginHost, PluginRunner
 from venom.plugins.registry import GROUP, available, load_plugin_class
-from venom.plugins.sdk import NoConfig, Plugin, PluginContext, validate_plugin
+from venom.plugins.sdk import NoConfig, Plugin, PluginContext, lookup, validate_plugin
 from venom.schemas import (
     CoreReply,
     ErrorReply,
@@ -42,5 +42,6 @@ __all__ = [
     "ThreatReply",
     "available",
     "load_plugin_class",
+    "lookup",
     "validate_plugin",
 ]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import math
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
@@ -121,6 +122,14 @@ class Plugin(ABC, Generic[C]):
             return msgspec.convert(raw or {}, cls.config_type)  # type: ignore[no-any-return]
         except msgspec.ValidationError as exc:
             raise PluginValidationError(cls.name, f"invalid config: {exc}") from exc
+
+
+def lookup(pulse: Pulse, key: str) -> float | None:
+    """A finite value for ``key``: from the pulse's features, else its context estimates."""
+    value = pulse.features.get(key)
+    if value is None:
+        value = pulse.context.estimates.get(key)
+    return value if value is not None and math.isfinite(value) else None
 
 
 def validate_plugin(obj: object, *, origin: str = "") -> type[Plugin[Any]]:

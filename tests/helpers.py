@@ -9,7 +9,7 @@ import msgspec
 
 from venom.daemon.settings import BeatConfig, PluginsConfig, RunConfig, VenomConfig
 from venom.plugins.sdk import NoConfig, Plugin
-from venom.schemas import CoreReply, EstimateReply, GuardVerdict, Pulse, Reply, Role
+from venom.schemas import EstimateReply, Pulse, Reply, Role
 
 
 def make_config(prefix: str = "venom", **beat: Any) -> VenomConfig:
@@ -60,29 +60,3 @@ class Switchable(Plugin[NoConfig]):
         await self._on.wait()
         self.handled.append(pulse.beat)
         return EstimateReply(estimator=self.name, values={"beat": float(pulse.beat)})
-
-
-class FixedCore(Plugin[NoConfig]):
-    """A core that always answers with the same score."""
-
-    name: ClassVar[str] = "fixed-core"
-    role: ClassVar[Role] = "core"
-    version: ClassVar[str] = "1.0.0"
-    core: ClassVar[str] = "E"
-    score: ClassVar[float] = 0.0
-
-    async def handle(self, pulse: Pulse) -> Reply:
-        return CoreReply(core=self.core, score=self.score)  # type: ignore[arg-type]
-
-
-class FixedGuard(Plugin[NoConfig]):
-    """A guard with a fixed verdict."""
-
-    name: ClassVar[str] = "fixed-guard"
-    role: ClassVar[Role] = "guard"
-    version: ClassVar[str] = "1.0.0"
-    allow: ClassVar[bool] = True
-    severity: ClassVar[str] = "info"
-
-    async def handle(self, pulse: Pulse) -> Reply:
-        return GuardVerdict(guard=self.name, allow=self.allow, severity=self.severity)  # type: ignore[arg-type]

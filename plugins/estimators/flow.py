@@ -17,8 +17,7 @@ import numpy as np
 from msgspec import Meta
 from numpy.typing import NDArray
 
-from venom.plugins.guards.cusum import lookup
-from venom.plugins.sdk import Plugin, PluginContext
+from venom.plugins.sdk import Plugin, PluginContext, lookup
 from venom.schemas import EstimateReply, Pulse, Reply, Role
 
 

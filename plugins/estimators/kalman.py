@@ -18,7 +18,7 @@ import msgspec
 import numpy as np
 from msgspec import Meta
 
-from venom.plugins.estimators.kalman_filter import AdaptiveKalmanFilter, KalmanFilter
+from venom.plugins.estimators.kalman_filter import AdaptiveKalmanFilter, KalmanFilter, Matrix
 from venom.plugins.sdk import Plugin, PluginContext
 from venom.schemas import EstimateReply, Pulse, Reply, Role
 
@@ -60,10 +60,11 @@ class KalmanEstimator(Plugin[KalmanConfig]):
         super().__init__(config, context)
         self.filter = self._make_filter()
 
-    def _make_filter(self) -> KalmanFilter:
+    def _model(self) -> tuple[Matrix, ...]:
+        """(A, C, Q, R, x0, P0) from the config."""
         c = self.config
         n = len(c.a)
-        return KalmanFilter(
+        return (
             np.array(c.a),
             np.array(c.c),
             np.array(c.q),
@@ -71,6 +72,9 @@ class KalmanEstimator(Plugin[KalmanConfig]):
             np.zeros(n),
             np.eye(n) * c.p0,
         )
+
+    def _make_filter(self) -> KalmanFilter:
+        return KalmanFilter(*self._model())
 
     def _measurement(self, pulse: Pulse) -> list[float] | None:
         values = [pulse.features.get(f) for f in self.config.features]
@@ -104,18 +108,8 @@ class AdaptiveKalmanEstimator(KalmanEstimator):
 
     def _make_filter(self) -> KalmanFilter:
         c = self.config
-        n = len(c.a)
         return AdaptiveKalmanFilter(
-            np.array(c.a),
-            np.array(c.c),
-            np.array(c.q),
-            np.array(c.r),
-            np.zeros(n),
-            np.eye(n) * c.p0,
-            window=c.window,
-            forgetting=c.forgetting,
-            r_min=c.r_min,
-            r_max=c.r_max,
+            *self._model(), window=c.window, forgetting=c.forgetting, r_min=c.r_min, r_max=c.r_max
         )
 
     async def handle(self, pulse: Pulse) -> Reply:

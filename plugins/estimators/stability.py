@@ -21,8 +21,7 @@ from msgspec import Meta
 from numpy.typing import NDArray
 
 from venom.plugins.cores.stats import Rolling
-from venom.plugins.guards.cusum import lookup
-from venom.plugins.sdk import Plugin, PluginContext
+from venom.plugins.sdk import Plugin, PluginContext, lookup
 from venom.schemas import EstimateReply, Pulse, Reply, Role
 
 

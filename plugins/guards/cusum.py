@@ -13,14 +13,13 @@ feature or a context estimate (``plant.temperature``, ``kalman.nis``).
 
 from __future__ import annotations
 
-import math
 import statistics
 from typing import Annotated, ClassVar
 
 import msgspec
 from msgspec import Meta
 
-from venom.plugins.sdk import Plugin, PluginContext
+from venom.plugins.sdk import Plugin, PluginContext, lookup
 from venom.schemas import GuardVerdict, Pulse, Reply, Role
 
 
@@ -30,14 +29,6 @@ class CusumConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     k: Annotated[float, Meta(ge=0)] = 0.5
     h: Annotated[float, Meta(gt=0)] = 5.0
     min_sigma: Annotated[float, Meta(gt=0)] = 1e-6
-
-
-def lookup(pulse: Pulse, key: str) -> float | None:
-    """A finite value for ``key`` from the features, else the context estimates."""
-    value = pulse.features.get(key)
-    if value is None:
-        value = pulse.context.estimates.get(key)
-    return value if value is not None and math.isfinite(value) else None
 
 
 class CusumGuard(Plugin[CusumConfig]):

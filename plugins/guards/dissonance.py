@@ -18,8 +18,7 @@ from typing import Annotated, ClassVar
 import msgspec
 from msgspec import Meta
 
-from venom.plugins.guards.cusum import lookup
-from venom.plugins.sdk import Plugin, PluginContext
+from venom.plugins.sdk import Plugin, PluginContext, lookup
 from venom.schemas import GuardVerdict, Pulse, Reply, Role
 
 

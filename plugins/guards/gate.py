@@ -15,8 +15,7 @@ from typing import Annotated, ClassVar
 import msgspec
 from msgspec import Meta
 
-from venom.plugins.guards.cusum import lookup
-from venom.plugins.sdk import Plugin
+from venom.plugins.sdk import Plugin, lookup
 from venom.schemas import GuardVerdict, Pulse, Reply, Role
 
 

@@ -15,8 +15,7 @@ import msgspec
 from msgspec import Meta
 
 from venom.plugins.cores.stats import Rolling
-from venom.plugins.guards.cusum import lookup
-from venom.plugins.sdk import Plugin, PluginContext
+from venom.plugins.sdk import Plugin, PluginContext, lookup
 from venom.schemas import Action, GuardVerdict, Pulse, Reply, Role
 
 
