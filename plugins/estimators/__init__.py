@@ -1,5 +1,10 @@
-"""Estimators: Kalman filters, stability, flow (more in the plugin catalog issue)."""
+"""Estimators: Kalman filters, stability, flow, correlation."""
 
+from venom.plugins.estimators.correlation import (
+    CorrelationConfig,
+    CorrelationEstimator,
+    pearson,
+)
 from venom.plugins.estimators.flow import FlowConfig, FlowEstimator, flow
 from venom.plugins.estimators.kalman import AdaptiveKalmanEstimator, KalmanConfig, KalmanEstimator
 from venom.plugins.estimators.kalman_filter import AdaptiveKalmanFilter, KalmanFilter
@@ -13,6 +18,8 @@ from venom.plugins.estimators.stability import (
 __all__ = [
     "AdaptiveKalmanEstimator",
     "AdaptiveKalmanFilter",
+    "CorrelationConfig",
+    "CorrelationEstimator",
     "FlowConfig",
     "FlowEstimator",
     "KalmanConfig",
@@ -21,6 +28,7 @@ __all__ = [
     "StabilityConfig",
     "StabilityEstimator",
     "flow",
+    "pearson",
     "spectral_abscissa",
     "spectral_radius",
 ]
