@@ -8,6 +8,8 @@ import random
 import pytest
 
 from venom.plugins.guards import (
+    BerConfig,
+    BerGuard,
     Bounds,
     CusumConfig,
     CusumGuard,
@@ -17,6 +19,7 @@ from venom.plugins.guards import (
     GateGuard,
     ThermalConfig,
     ThermalGuard,
+    ber_from_jitter,
     delta_e,
     gate_score,
 )
@@ -185,3 +188,37 @@ async def test_thermal_forecast_advice_and_optimize_block() -> None:
     assert v.recommend == "high"
     with pytest.raises(ValueError, match="thresholds"):
         ThermalGuard(ThermalConfig(low=90.0))
+
+
+def test_ber_surrogate() -> None:
+    assert ber_from_jitter(0.0) == 0.0
+    # Q = 0.5 / σ; σ = 0.1 UI → Q = 5 → BER = ½·erfc(5/√2) ≈ 2.87e-7.
+    assert ber_from_jitter(0.1) == pytest.approx(0.5 * math.erfc(5 / math.sqrt(2)))
+    assert ber_from_jitter(0.1) == pytest.approx(2.866e-7, rel=1e-3)
+    assert ber_from_jitter(0.05) < ber_from_jitter(0.1) < ber_from_jitter(0.2)
+
+
+async def test_ber_throttles_only_after_three_violations_and_adapts() -> None:
+    assert validate_plugin(BerGuard) is BerGuard
+    guard = BerGuard(BerConfig(tier="bronze", relax_after=5))
+    bad, good = {"plant.jitter": 0.2}, {"plant.jitter": 0.05}
+    verdicts = [await guard.handle(pulse(b, **bad)) for b in range(1, 5)]
+    allows = [v.allow for v in verdicts if isinstance(v, GuardVerdict)]
+    assert allows == [True, True, False, False]
+    last = verdicts[-1]
+    assert isinstance(last, GuardVerdict)
+    assert last.blocks == ["OPTIMIZE"]
+    ok = await guard.handle(pulse(5, **good))
+    assert isinstance(ok, GuardVerdict)
+    assert ok.allow
+    assert guard.factor == 0.5  # tightened after the episode
+    for b in range(6, 11):
+        await guard.handle(pulse(b, **good))
+    assert guard.factor == pytest.approx(0.625)  # loosened after 5 clean beats
+    # Two violations and a clean beat: no throttle.
+    for b, f in enumerate([bad, bad, good], start=11):
+        v = await guard.handle(pulse(b, **f))
+        assert isinstance(v, GuardVerdict)
+        assert v.allow
+    with pytest.raises(ValueError, match="tier 'platinum'"):
+        BerGuard(BerConfig(tier="platinum"))
