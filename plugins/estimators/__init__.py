@@ -1,5 +1,12 @@
-"""Estimators: Kalman filters, stability, flow, correlation."""
+"""Estimators: Kalman filters, stability, flow, correlation, coherence."""
 
+from venom.plugins.estimators.coherence import (
+    CoherenceConfig,
+    CoherenceEstimator,
+    global_coherence,
+    mst_edges,
+    rcf_matrix,
+)
 from venom.plugins.estimators.correlation import (
     CorrelationConfig,
     CorrelationEstimator,
@@ -18,6 +25,8 @@ from venom.plugins.estimators.stability import (
 __all__ = [
     "AdaptiveKalmanEstimator",
     "AdaptiveKalmanFilter",
+    "CoherenceConfig",
+    "CoherenceEstimator",
     "CorrelationConfig",
     "CorrelationEstimator",
     "FlowConfig",
@@ -28,7 +37,10 @@ __all__ = [
     "StabilityConfig",
     "StabilityEstimator",
     "flow",
+    "global_coherence",
+    "mst_edges",
     "pearson",
+    "rcf_matrix",
     "spectral_abscissa",
     "spectral_radius",
 ]

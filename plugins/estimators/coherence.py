@@ -1,0 +1,112 @@
+"""coherence: global coherence of N node states over a minimum spanning tree (SPEC 3).
+
+For N state vectors ψᵢ (normalised; real or complex), the pairwise
+resonance is RCFᵢⱼ = |⟨ψᵢ|ψⱼ⟩|². The global coherence is the mean RCF over
+the edges of the minimum spanning tree of the complete graph with weights
+1 − RCFᵢⱼ (equivalently, the maximum spanning tree of RCF). Prim's
+algorithm on the dense matrix is O(N²) with numpy doing each step's work;
+above ``thread_above`` nodes the computation runs in a worker thread so the
+event loop keeps serving other plugins.
+
+Node states come from the pulse's features named ``<prefix><i>.<k>``
+(node i, component k), e.g. ``plant.psi0.0``, ``plant.psi0.1``, ….
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar
+
+import anyio
+import msgspec
+import numpy as np
+from msgspec import Meta
+from numpy.typing import NDArray
+
+from venom.plugins.sdk import Plugin
+from venom.schemas import EstimateReply, Pulse, Reply, Role
+
+
+def rcf_matrix(psi: NDArray[np.generic]) -> NDArray[np.float64]:
+    """|⟨ψᵢ|ψⱼ⟩|² for the rows of ``psi`` (normalised here; zero rows stay zero)."""
+    psi = np.asarray(psi)
+    norms = np.linalg.norm(psi, axis=1, keepdims=True)
+    unit = np.divide(psi, norms, out=np.zeros_like(psi), where=norms > 0)
+    gram = unit.conj() @ unit.T
+    return np.asarray(np.abs(gram) ** 2, dtype=np.float64)
+
+
+def mst_edges(rcf: NDArray[np.float64]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """Edges (parents, children) of the maximum-RCF spanning tree (Prim, dense)."""
+    n = rcf.shape[0]
+    if n < 2:
+        return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp)
+    in_tree = np.zeros(n, dtype=bool)
+    best = rcf[0].copy()  # best RCF from the tree to each node
+    parent = np.zeros(n, dtype=np.intp)
+    in_tree[0] = True
+    best[0] = -np.inf
+    children = np.empty(n - 1, dtype=np.intp)
+    for step in range(n - 1):
+        v = int(np.argmax(best))
+        children[step] = v
+        in_tree[v] = True
+        best[v] = -np.inf
+        row = rcf[v]
+        better = (row > best) & ~in_tree
+        best[better] = row[better]
+        parent[better] = v
+    return parent[children], children
+
+
+def global_coherence(psi: NDArray[np.generic]) -> tuple[float, int]:
+    """(mean RCF over the MST of 1 − RCF, number of nodes); 1.0 for a single node."""
+    n = len(psi)
+    if n < 2:
+        return 1.0, n
+    rcf = rcf_matrix(psi)
+    parents, children = mst_edges(rcf)
+    return float(rcf[parents, children].mean()), n
+
+
+class CoherenceConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    prefix: str = "plant.psi"
+    thread_above: Annotated[int, Meta(ge=2)] = 200
+
+
+class CoherenceEstimator(Plugin[CoherenceConfig]):
+    """Global coherence (mean RCF over the MST) of the node states in the pulse."""
+
+    name: ClassVar[str] = "coherence"
+    role: ClassVar[Role] = "estimator"
+    version: ClassVar[str] = "1.0.0"
+    config_type: ClassVar[type[CoherenceConfig]] = CoherenceConfig
+    description: ClassVar[str] = "global coherence: mean RCF over the minimum spanning tree"
+
+    def states(self, pulse: Pulse) -> NDArray[np.float64]:
+        """Node vectors from ``<prefix><i>.<k>`` features (missing components are 0)."""
+        prefix = self.config.prefix
+        cells: dict[tuple[int, int], float] = {}
+        for key, value in pulse.features.items():
+            if not key.startswith(prefix):
+                continue
+            node, _, comp = key[len(prefix) :].partition(".")
+            if node.isdigit() and comp.isdigit():
+                cells[(int(node), int(comp))] = value
+        if not cells:
+            return np.zeros((0, 0))
+        n = 1 + max(i for i, _ in cells)
+        d = 1 + max(k for _, k in cells)
+        psi = np.zeros((n, d))
+        for (i, k), value in cells.items():
+            psi[i, k] = value
+        return psi
+
+    async def handle(self, pulse: Pulse) -> Reply:
+        psi = self.states(pulse)
+        if len(psi) > self.config.thread_above:
+            coherence, n = await anyio.to_thread.run_sync(global_coherence, psi)
+        else:
+            coherence, n = global_coherence(psi)
+        return EstimateReply(
+            estimator=self.name, values={"coherence": coherence, "nodes": float(n)}
+        )
