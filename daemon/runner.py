@@ -47,7 +47,12 @@ def build_plugins(
 
     for spec in names:
         cls = load_plugin_class(spec)
-        settings = config.plugins.settings.get(cls.name) or config.plugins.settings.get(spec)
+        settings = dict(
+            config.plugins.settings.get(cls.name) or config.plugins.settings.get(spec) or {}
+        )
+        # --scenario / run.scenario reaches every plugin that has a scenario setting.
+        if config.run.scenario and "scenario" in cls.config_type.__struct_fields__:
+            settings.setdefault("scenario", config.run.scenario)
         plugin_config = cls.decode_config(settings)
         context = PluginContext(
             state_dir=state_dir / "plugins" / cls.name,
