@@ -168,3 +168,28 @@ def test_sigterm_stops_the_daemon_and_its_embedded_server(tmp_path: Path) -> Non
     host, port = url.rsplit("//", 1)[1].rsplit(":", 1)
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection((host, int(port)), timeout=1).close()
+
+
+def test_ctrl_c_to_the_process_group_stops_cleanly_with_every_beat_in_the_ledger(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "state"
+    proc = subprocess.Popen(
+        [*VENOM, "run", "--no-live", "--state-dir", str(state)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        wait_for((state / "nats.url").exists, what="the embedded server")
+        time.sleep(1.0)
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    beats = int(err.split("stopped after ")[1].split(" beats")[0])
+    assert beats > 0
+    verify = venom("ledger", "verify", "--state-dir", str(state))
+    assert verify.returncode == 0, verify.stderr
+    assert verify.stdout.startswith(f"ok: {beats} entries")
