@@ -1,0 +1,1 @@
+"""The threat model. Importing this package imports torch (and only it does)."""

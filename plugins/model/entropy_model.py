@@ -1,0 +1,200 @@
+"""entropy-model: a small torch model of the threat, learned online (SPEC 3, model).
+
+Input: the pulse's features (a fixed, configured list; absent ones are 0),
+each standardised by a running mean/variance, plus the E core's anomaly
+count from the previous beat. Output: threat in [0, 1] (a 2-layer MLP with a
+sigmoid). It learns online from the ground-truth labels the plant publishes
+on ``<prefix>.mesh.label``: the features seen at beat n are paired with the
+label of beat n, and one SGD step is taken per labelled beat.
+
+- deterministic: weights initialised from ``seed``; same pulses and labels
+  give the same scores;
+- checkpointed: weights, optimiser and standardiser are saved to
+  ``<state>/plugins/entropy-model/model.pt`` on close and every
+  ``checkpoint_every`` updates, and restored on open;
+- off the event loop: inference and training run in a worker thread, one at
+  a time (torch with one intra-op thread), so other plugins keep answering;
+- ``ml_weight`` follows ``<prefix>.mesh.ml_weight`` and is echoed in every
+  reply.
+
+This is the only module that imports torch.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Annotated, ClassVar
+
+import anyio
+import msgspec
+import torch
+from msgspec import Meta
+
+from venom.plugins.sdk import Plugin, PluginContext
+from venom.schemas import Label, Mesh, MlWeight, Pulse, Reply, Role, ThreatReply
+
+log = logging.getLogger("venom.model")
+
+DEFAULT_FEATURES = (
+    "plant.temperature",
+    "plant.jitter",
+    "plant.coherence",
+    "plant.ber",
+    "plant.throughput",
+    "plant.y0",
+    "plant.y1",
+    "plant.y2",
+)
+
+
+class ModelConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    features: tuple[str, ...] = DEFAULT_FEATURES
+    hidden: Annotated[int, Meta(ge=1, le=1024)] = 16
+    learning_rate: Annotated[float, Meta(gt=0)] = 0.05
+    seed: int = 0
+    ml_weight: Annotated[float, Meta(ge=0, le=1)] = 0.12
+    checkpoint_every: Annotated[int, Meta(ge=1)] = 500
+    pending_limit: Annotated[int, Meta(ge=1)] = 4096
+
+
+class ThreatNet(torch.nn.Module):
+    def __init__(self, inputs: int, hidden: int) -> None:
+        super().__init__()
+        self.layers = torch.nn.Sequential(
+            torch.nn.Linear(inputs, hidden), torch.nn.Tanh(), torch.nn.Linear(hidden, 1)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.layers(x)).squeeze(-1)
+
+
+class EntropyModel(Plugin[ModelConfig]):
+    """Online-trained threat score from the features and the anomaly count."""
+
+    name: ClassVar[str] = "entropy-model"
+    role: ClassVar[Role] = "model"
+    version: ClassVar[str] = "1.0.0"
+    config_type: ClassVar[type[ModelConfig]] = ModelConfig
+    description: ClassVar[str] = "torch threat model, trained online from the plant's labels"
+    mesh: ClassVar[tuple[str, ...]] = ("label", "ml_weight")
+
+    def __init__(
+        self, config: ModelConfig | None = None, context: PluginContext | None = None
+    ) -> None:
+        super().__init__(config, context)
+        c = self.config
+        torch.set_num_threads(1)
+        self.inputs = len(c.features) + 1
+        with torch.random.fork_rng(devices=[]):  # seeded init, global RNG untouched
+            torch.manual_seed(c.seed)
+            self.net = ThreatNet(self.inputs, c.hidden)
+        self.optimizer = torch.optim.SGD(self.net.parameters(), lr=c.learning_rate)
+        self.mean = torch.zeros(self.inputs, dtype=torch.float64)
+        self.m2 = torch.zeros(self.inputs, dtype=torch.float64)
+        self.count = 0
+        self.ml_weight = c.ml_weight
+        self.updates = 0
+        self.pending: OrderedDict[int, torch.Tensor] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.context.state_dir / "model.pt"
+
+    async def open(self) -> None:
+        if self.checkpoint_path.exists():
+            await anyio.to_thread.run_sync(self.load)
+
+    async def close(self) -> None:
+        await anyio.to_thread.run_sync(self.save)
+
+    def save(self) -> None:
+        """Write weights, optimiser and standardiser (atomic replace)."""
+        with self._lock:
+            self.checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.checkpoint_path.with_suffix(".tmp")
+            torch.save(
+                {
+                    "net": self.net.state_dict(),
+                    "opt": self.optimizer.state_dict(),
+                    "mean": self.mean,
+                    "m2": self.m2,
+                    "count": self.count,
+                    "updates": self.updates,
+                    "features": list(self.config.features),
+                },
+                tmp,
+            )
+            tmp.replace(self.checkpoint_path)
+
+    def load(self) -> None:
+        with self._lock:
+            state = torch.load(self.checkpoint_path, weights_only=True)
+            if state["features"] != list(self.config.features):
+                raise ValueError(f"{self.checkpoint_path} was trained on other features")
+            self.net.load_state_dict(state["net"])
+            self.optimizer.load_state_dict(state["opt"])
+            self.mean, self.m2 = state["mean"], state["m2"]
+            self.count, self.updates = int(state["count"]), int(state["updates"])
+        log.info("entropy-model restored from %s (%d updates)", self.checkpoint_path, self.updates)
+
+    def vector(self, pulse: Pulse) -> torch.Tensor:
+        """Raw input: the configured features (0 when absent) and the anomaly count."""
+        values = [pulse.features.get(f, 0.0) for f in self.config.features]
+        values.append(pulse.context.estimates.get("entropy-core.anomalies", 0.0))
+        return torch.tensor([v if math.isfinite(v) else 0.0 for v in values], dtype=torch.float64)
+
+    def _standardise(self, raw: torch.Tensor, learn: bool) -> torch.Tensor:
+        if learn:  # Welford, per input
+            self.count += 1
+            delta = raw - self.mean
+            self.mean += delta / self.count
+            self.m2 += delta * (raw - self.mean)
+        var = self.m2 / max(1, self.count - 1)
+        std = torch.sqrt(torch.clamp(var, min=1e-12))
+        return ((raw - self.mean) / std).clamp(-10, 10).to(torch.float32)
+
+    def score(self, raw: torch.Tensor) -> float:
+        """Threat in [0, 1] for one raw input vector (no learning)."""
+        with self._lock, torch.no_grad():
+            return float(self.net(self._standardise(raw, learn=False)))
+
+    def _infer(self, raw: torch.Tensor) -> float:
+        with self._lock, torch.no_grad():
+            return float(self.net(self._standardise(raw, learn=True)))
+
+    def train_on(self, raw: torch.Tensor, label: int) -> float:
+        """One SGD step on (input, label); the loss."""
+        with self._lock:
+            x = self._standardise(raw, learn=False)
+            self.optimizer.zero_grad()
+            loss = torch.nn.functional.binary_cross_entropy(self.net(x), torch.tensor(float(label)))
+            loss.backward()  # type: ignore[no-untyped-call]
+            self.optimizer.step()
+            self.updates += 1
+            return float(loss.detach())
+
+    async def handle(self, pulse: Pulse) -> Reply:
+        raw = self.vector(pulse)
+        self.pending[pulse.beat] = raw
+        while len(self.pending) > self.config.pending_limit:
+            self.pending.popitem(last=False)
+        threat = await anyio.to_thread.run_sync(self._infer, raw)
+        return ThreatReply(model=self.name, threat=threat, ml_weight=self.ml_weight)
+
+    async def on_mesh(self, message: Mesh) -> None:
+        if isinstance(message, MlWeight):
+            if 0.0 <= message.value <= 1.0:
+                self.ml_weight = message.value
+            return
+        if isinstance(message, Label):
+            raw = self.pending.pop(message.beat, None)
+            if raw is None:
+                return
+            await anyio.to_thread.run_sync(self.train_on, raw, message.label)
+            if self.updates % self.config.checkpoint_every == 0:
+                await anyio.to_thread.run_sync(self.save)
