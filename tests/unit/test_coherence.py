@@ -48,7 +48,7 @@ def test_mst_matches_brute_force(seed: int) -> None:
     rcf = rcf_matrix(psi)
     coherence, nodes = global_coherence(psi)
     assert nodes == n
-    assert coherence == pytest.approx(kruskal_mean_rcf(rcf))
+    assert coherence == pytest.approx(kruskal_mean_rcf(rcf), rel=1e-6)  # float32 keys
     _parents, children = mst_edges(rcf)
     assert len(children) == n - 1
     assert sorted({0, *children.tolist()}) == list(range(n))  # spans every node
