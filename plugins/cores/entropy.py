@@ -1,13 +1,34 @@
 """E — EntropyCore: risk scanning (SPEC 2.5).
 
 Every feature keeps an EWMA baseline of its mean and variance. After
-``warmup`` beats, a value with |z| > ``z_threshold`` against the baseline
-*before* this beat is an anomaly. Anomalous values update the baseline at a
-reduced rate (``anomaly_alpha``), so a sustained shift stays visible for a
-while instead of being learned away at once. Mesh anomalies in the pulse
-context count once for every beat they are active.
+``warmup`` values of a feature, a value with |z| > ``z_threshold`` against
+the baseline as it stood *before* this value is an anomaly. Then::
 
-    threat = 1 − exp(−anomalies / 3)
+    anomalies = anomalous features + mesh anomalies active this beat
+    threat    = 1 − exp(−anomalies / 3)
+
+Baseline choices:
+
+- The first values are averaged plainly (the EWMA weight is
+  max(alpha, 1/n) for the n-th value), so the baseline after warm-up is the
+  mean and variance of the warm-up values, not a mean stuck at the first
+  value with a variance still growing from zero.
+- An anomalous value enters the baseline winsorised (as if it were exactly
+  ``z_threshold`` standard deviations out) and at the reduced rate
+  ``anomaly_alpha`` instead of ``alpha``. One spike barely moves the
+  baseline; a sustained shift stays visible for a while (with the defaults
+  and Gaussian noise, some 25 beats for a 10σ step, 50 for a 20σ one)
+  instead of being learned away at once, and is learned in the end, as is
+  a lasting rise of the noise level (clipped deviations still widen the
+  variance).
+- The standard deviation is floored at ``rel_floor``·|mean| (and
+  ``abs_floor``), so a constant feature is not 0/0 and its tiny rounding
+  changes are not anomalies.
+
+Mesh anomalies ride in the pulse context for as many beats as each one's
+``beats`` says; each counts once per beat it is there. Features with an
+ignored prefix (by default the arbiter's own timing and counts) are not
+scanned.
 """
 
 from __future__ import annotations
@@ -18,21 +39,48 @@ from typing import Annotated, ClassVar
 import msgspec
 from msgspec import Meta
 
-from venom.plugins.cores.stats import Ewma, finite
 from venom.plugins.sdk import Plugin, PluginContext
 from venom.schemas import CoreReply, Pulse, Reply, Role
 
+#: Values are clipped to this magnitude so that squared deviations stay finite.
+MAX_VALUE = 1e150
+
 
 class EntropyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Baseline rates, warm-up, threshold and variance floors."""
+
+    #: EWMA weight of a normal value.
     alpha: Annotated[float, Meta(gt=0, lt=1)] = 0.05
+    #: EWMA weight of an anomalous value (0: anomalies never enter the baseline).
     anomaly_alpha: Annotated[float, Meta(ge=0, lt=1)] = 0.005
+    #: Values of a feature before it can be flagged.
     warmup: Annotated[int, Meta(ge=2)] = 20
-    z_threshold: Annotated[float, Meta(gt=0)] = 3.0
-    #: std floor relative to |mean| (and absolute), so a constant feature is not 0/0.
-    rel_floor: Annotated[float, Meta(ge=0)] = 1e-3
-    abs_floor: Annotated[float, Meta(gt=0)] = 1e-9
-    #: Features whose names start with these are ignored (e.g. the arbiter's own counts).
+    z_threshold: Annotated[float, Meta(gt=0, le=1e6)] = 3.0
+    #: Standard deviation floor relative to |mean|.
+    rel_floor: Annotated[float, Meta(ge=0, le=1e6)] = 1e-3
+    #: Absolute standard deviation floor.
+    abs_floor: Annotated[float, Meta(gt=0, le=1e6)] = 1e-9
+    #: Features whose names start with these are not scanned.
     ignore_prefixes: tuple[str, ...] = ("arbiter.",)
+
+
+class Baseline:
+    """EWMA mean and variance of one feature (West's incremental form)."""
+
+    __slots__ = ("count", "mean", "var")
+
+    def __init__(self) -> None:
+        self.mean = 0.0
+        self.var = 0.0
+        self.count = 0
+
+    def update(self, value: float, alpha: float) -> None:
+        self.count += 1
+        weight = max(alpha, 1.0 / self.count)
+        diff = value - self.mean
+        incr = weight * diff
+        self.mean += incr
+        self.var = (1.0 - weight) * (self.var + diff * incr)
 
 
 class EntropyCore(Plugin[EntropyConfig]):
@@ -42,46 +90,44 @@ class EntropyCore(Plugin[EntropyConfig]):
     role: ClassVar[Role] = "core"
     version: ClassVar[str] = "1.0.0"
     config_type: ClassVar[type[EntropyConfig]] = EntropyConfig
-    description: ClassVar[str] = "E core: anomalies (|z| > 3 vs EWMA) and threat"
+    description: ClassVar[str] = "E core: anomalies (|z| > 3 vs EWMA baselines) and threat"
 
     def __init__(
         self, config: EntropyConfig | None = None, context: PluginContext | None = None
     ) -> None:
         super().__init__(config, context)
-        self.baselines: dict[str, Ewma] = {}
+        self.baselines: dict[str, Baseline] = {}
 
     async def handle(self, pulse: Pulse) -> Reply:
         cfg = self.config
-        anomalies = 0
+        found = 0
         max_z = 0.0
         details: dict[str, float] = {}
         flagged: list[str] = []
         for feature, value in pulse.features.items():
-            if not finite(value) or feature.startswith(cfg.ignore_prefixes):
+            if not math.isfinite(value) or feature.startswith(cfg.ignore_prefixes):
                 continue
+            value = min(MAX_VALUE, max(-MAX_VALUE, value))
             base = self.baselines.get(feature)
             if base is None:
-                base = self.baselines[feature] = Ewma(cfg.alpha)
-            anomalous = False
+                base = self.baselines[feature] = Baseline()
+            alpha = cfg.alpha
             if base.count >= cfg.warmup:
-                floor = max(cfg.abs_floor, cfg.rel_floor * abs(base.mean))
-                z = base.z(value, floor)
+                std = max(math.sqrt(base.var), cfg.rel_floor * abs(base.mean), cfg.abs_floor)
+                z = (value - base.mean) / std
                 max_z = max(max_z, abs(z))
                 if abs(z) > cfg.z_threshold:
-                    anomalous = True
-                    anomalies += 1
+                    found += 1
                     details[f"z.{feature}"] = z
                     flagged.append(feature)
-            if anomalous:
-                base.alpha = cfg.anomaly_alpha
-                base.update(value)
-                base.alpha = cfg.alpha
-            else:
-                base.update(value)
+                    # Winsorised, slow: the baseline leans towards it, it does not jump.
+                    value = base.mean + math.copysign(cfg.z_threshold * std, z)
+                    alpha = cfg.anomaly_alpha
+            base.update(value, alpha)
         mesh = len(pulse.context.anomalies)
-        total = anomalies + mesh
-        threat = 1.0 - math.exp(-total / 3.0)
+        anomalies = found + mesh
+        threat = 1.0 - math.exp(-anomalies / 3.0)
         details.update(
-            anomalies=float(total), features=float(anomalies), mesh=float(mesh), max_z=max_z
+            anomalies=float(anomalies), features=float(found), mesh=float(mesh), max_z=max_z
         )
         return CoreReply(core="E", score=threat, details=details, notes=sorted(flagged))

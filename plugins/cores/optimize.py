@@ -1,34 +1,52 @@
 """O — OptimizeCore: reinvestment (SPEC 2.5).
 
-A performance index per beat from stability (the previous decision's) and
-throughput (feature ``plant.throughput`` by default) relative to its slow
-EWMA reference, clipped to [0, 4]; stability alone when there is none::
+A performance index per beat from the stability (the previous beat's, in the
+pulse context) and the throughput: the first of the ``throughput`` features
+present (``plant.throughput``, else ``arbiter.rate`` if a sensor publishes
+it; the arbiter itself keeps timing out of the features so runs replay), divided
+by its running maximum so it lies in [0, 1] whatever its units::
 
-    index = w_stability·stability + (1 − w_stability)·throughput / reference
+    index = w_stability · stability + (1 − w_stability) · throughput / running max
 
-The expected gain is the positive least-squares trend of the index over the
-window, projected ``horizon`` beats ahead and clipped to [0, 1]; zero until
-the window is full or when the trend is flat or falling.
+The running maximum forgets ``max_decay`` of itself per beat, so one
+outlier cannot pin the index near zero for good. A beat without any
+throughput feature keeps the last normalised throughput; before the first
+one the index is the stability alone.
+
+The expected gain is the least-squares slope of the index over the last
+``window`` beats, projected ``horizon`` beats ahead and clipped to [0, 1];
+it is zero while the window is not yet full and when the trend is flat or
+falling. Note that a throughput that keeps setting new maxima normalises to
+a flat 1: the gain measures performance being *recovered* or stability
+improving, not growth for its own sake.
 """
 
 from __future__ import annotations
 
+import math
+from collections import deque
 from typing import Annotated, ClassVar
 
 import msgspec
 from msgspec import Meta
 
-from venom.plugins.cores.stats import Ewma, Rolling, finite
 from venom.plugins.sdk import Plugin, PluginContext
 from venom.schemas import CoreReply, Pulse, Reply, Role
 
 
 class OptimizeConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    window: Annotated[int, Meta(ge=3)] = 30
-    horizon: Annotated[float, Meta(gt=0)] = 30.0
-    throughput: str = "plant.throughput"
+    """The index's inputs and the trend's window and horizon."""
+
+    #: Beats in the trend window.
+    window: Annotated[int, Meta(ge=3, le=100_000)] = 30
+    #: Beats ahead the trend is projected.
+    horizon: Annotated[float, Meta(gt=0, le=1e6)] = 30.0
+    #: Throughput features, first present wins.
+    throughput: tuple[str, ...] = ("plant.throughput", "arbiter.rate")
+    #: Share of the stability in the index; the rest is throughput.
     w_stability: Annotated[float, Meta(ge=0, le=1)] = 0.5
-    reference_alpha: Annotated[float, Meta(gt=0, le=1)] = 0.01
+    #: Fraction of the running maximum forgotten per beat.
+    max_decay: Annotated[float, Meta(ge=0, lt=1)] = 1e-4
 
 
 class OptimizeCore(Plugin[OptimizeConfig]):
@@ -38,30 +56,52 @@ class OptimizeCore(Plugin[OptimizeConfig]):
     role: ClassVar[Role] = "core"
     version: ClassVar[str] = "1.0.0"
     config_type: ClassVar[type[OptimizeConfig]] = OptimizeConfig
-    description: ClassVar[str] = "O core: expected gain from the performance trend"
+    description: ClassVar[str] = "O core: expected gain from the trend of stability and throughput"
 
     def __init__(
         self, config: OptimizeConfig | None = None, context: PluginContext | None = None
     ) -> None:
         super().__init__(config, context)
-        self.index = Rolling(self.config.window)
-        self.reference = Ewma(self.config.reference_alpha)
+        self.index: deque[float] = deque(maxlen=self.config.window)
+        #: Running maximum of each throughput feature.
+        self.maxima: dict[str, float] = {}
+        #: The last normalised throughput, None before the first.
+        self.throughput: float | None = None
+        n = self.config.window
+        self._x_mean = (n - 1) / 2
+        self._x_var = sum((i - self._x_mean) ** 2 for i in range(n))
+
+    def _throughput(self, features: dict[str, float]) -> float | None:
+        for key in self.config.throughput:
+            value = features.get(key)
+            if value is None or not math.isfinite(value):
+                continue
+            value = max(0.0, value)
+            peak = max(value, (1.0 - self.config.max_decay) * self.maxima.get(key, 0.0))
+            self.maxima[key] = peak
+            self.throughput = value / peak if peak > 0 else 0.0
+            break
+        return self.throughput
+
+    def _slope(self) -> float:
+        """Least-squares slope of the (full) index window, per beat."""
+        mean = math.fsum(self.index) / len(self.index)
+        x_mean = self._x_mean
+        return math.fsum((i - x_mean) * (y - mean) for i, y in enumerate(self.index)) / self._x_var
 
     async def handle(self, pulse: Pulse) -> Reply:
         cfg = self.config
-        stability = pulse.context.stability if finite(pulse.context.stability) else 1.0
-        stability = min(1.0, max(0.0, stability))
-        value = pulse.features.get(cfg.throughput)
-        if value is not None and finite(value):
-            ref = self.reference.mean if self.reference.count else value
-            norm = min(4.0, max(0.0, value / ref)) if ref > 0 else 0.0
-            self.reference.update(value)
-            index = cfg.w_stability * stability + (1 - cfg.w_stability) * norm
-        else:
+        stability = pulse.context.stability
+        stability = min(1.0, max(0.0, stability)) if math.isfinite(stability) else 1.0
+        throughput = self._throughput(pulse.features)
+        if throughput is None:
             index = stability
-        self.index.push(index)
-        slope = self.index.slope()
-        gain = min(1.0, max(0.0, slope * cfg.horizon)) if self.index.full else 0.0
+        else:
+            index = cfg.w_stability * stability + (1.0 - cfg.w_stability) * throughput
+        self.index.append(index)
+        full = len(self.index) == cfg.window
+        slope = self._slope() if full else 0.0
+        gain = min(1.0, max(0.0, slope * cfg.horizon))
         return CoreReply(
             core="O",
             score=gain,

@@ -1,15 +1,21 @@
 """R — RegenCore: repair planning (SPEC 2.5).
 
-Urgency rises with what is broken: plugins marked down, plugins that failed,
-were rejected or went missing over the last ``window`` beats (distinct
-names), the ledger's lag, and anomalies (mesh anomalies plus the arbiter's
-own failure counts)::
+Urgency rises with what is broken: plugins marked down now, plugins that
+failed, were rejected or went missing in any of the last ``window`` beats
+(distinct names, the down ones not counted twice), the ledger's lag, and
+anomalies (the mesh anomalies active this beat plus the arbiter's own
+``arbiter.failed`` and ``arbiter.missing`` counts)::
 
     load    = w_down·down + w_failing·failing + w_lag·lag/lag_scale + w_anomaly·anomalies
     urgency = 1 − exp(−load)
 
-The estimated cost is the beats a repair would take: ``restart_beats`` per
-down plugin, ``retry_beats`` per failing one, plus the lag to replay.
+With the defaults one plugin down gives urgency 0.39 (above REPAIR_THRESHOLD
+0.10), one plugin failing once 0.13 on that beat and 0.10 for the rest of
+the window, a ledger 100 beats behind 0.26.
+
+The estimated cost is the beats a repair would take: each down plugin's
+restart cost (``costs[name]``, else ``restart_beats``), ``retry_beats`` per
+failing plugin, plus the ledger lag to catch up.
 """
 
 from __future__ import annotations
@@ -21,21 +27,37 @@ from typing import Annotated, ClassVar
 import msgspec
 from msgspec import Meta
 
-from venom.plugins.cores.stats import finite
 from venom.plugins.sdk import Plugin, PluginContext
 from venom.schemas import CoreReply, Pulse, Reply, Role
 
-NonNeg = Annotated[float, Meta(ge=0)]
+#: Weights and costs: non-negative and finite (TOML could say inf).
+NonNeg = Annotated[float, Meta(ge=0, le=1e6)]
+
+#: The arbiter's own failure counts of the previous beat, read as anomalies.
+OWN_COUNTS = ("arbiter.failed", "arbiter.missing")
+#: A count above this is a broken feature; capping it keeps every detail finite.
+MAX_COUNT = 1e6
 
 
 class RegenConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Weights of the urgency terms and the repair costs."""
+
+    #: Beats a failing plugin keeps counting after its last failure.
     window: Annotated[int, Meta(ge=1)] = 20
+    #: Load per plugin marked down.
     w_down: NonNeg = 0.5
+    #: Load per distinct plugin failing within the window.
     w_failing: NonNeg = 0.1
+    #: Load per ``lag_scale`` beats of ledger lag.
     w_lag: NonNeg = 0.3
     lag_scale: Annotated[float, Meta(gt=0)] = 100.0
+    #: Load per anomaly (mesh anomaly, failed or missing reply).
     w_anomaly: NonNeg = 0.05
+    #: Beats to restart a down plugin, unless ``costs`` names it.
     restart_beats: NonNeg = 50.0
+    #: Per-plugin restart costs in beats (e.g. ``{ledger = 200}``).
+    costs: dict[str, NonNeg] = {}
+    #: Beats to retry a failing plugin.
     retry_beats: NonNeg = 5.0
 
 
@@ -46,13 +68,22 @@ class RegenCore(Plugin[RegenConfig]):
     role: ClassVar[Role] = "core"
     version: ClassVar[str] = "1.0.0"
     config_type: ClassVar[type[RegenConfig]] = RegenConfig
-    description: ClassVar[str] = "R core: repair urgency and cost"
+    description: ClassVar[str] = "R core: repair urgency from plugins down/failing, lag, anomalies"
 
     def __init__(
         self, config: RegenConfig | None = None, context: PluginContext | None = None
     ) -> None:
         super().__init__(config, context)
+        #: The failing names of each of the last ``window`` beats.
         self.recent: deque[frozenset[str]] = deque(maxlen=self.config.window)
+
+    def _anomalies(self, pulse: Pulse) -> float:
+        count = float(len(pulse.context.anomalies))
+        for key in OWN_COUNTS:
+            value = pulse.features.get(key)
+            if value is not None and math.isfinite(value) and value > 0:
+                count += min(value, MAX_COUNT)
+        return count
 
     async def handle(self, pulse: Pulse) -> Reply:
         cfg = self.config
@@ -61,12 +92,7 @@ class RegenCore(Plugin[RegenConfig]):
         down = set(ctx.down)
         failing = set().union(*self.recent) - down
         lag = max(0, ctx.ledger_lag)
-        own = sum(
-            v
-            for k in ("arbiter.failed", "arbiter.missing")
-            if finite(v := pulse.features.get(k, 0.0))
-        )
-        anomalies = len(ctx.anomalies) + max(0.0, own)
+        anomalies = self._anomalies(pulse)
         load = (
             cfg.w_down * len(down)
             + cfg.w_failing * len(failing)
@@ -74,16 +100,21 @@ class RegenCore(Plugin[RegenConfig]):
             + cfg.w_anomaly * anomalies
         )
         urgency = 1.0 - math.exp(-load)
-        cost = cfg.restart_beats * len(down) + cfg.retry_beats * len(failing) + lag
+        cost = (
+            sum(cfg.costs.get(name, cfg.restart_beats) for name in sorted(down))
+            + cfg.retry_beats * len(failing)
+            + lag
+        )
         return CoreReply(
             core="R",
-            score=urgency,
+            score=min(1.0, max(0.0, urgency)),
             details={
                 "down": float(len(down)),
                 "failing": float(len(failing)),
                 "ledger_lag": float(lag),
-                "anomalies": float(anomalies),
-                "cost": cost,
+                "anomalies": anomalies,
+                "load": load,
+                "cost": float(cost),
             },
             notes=sorted(down | failing),
         )
