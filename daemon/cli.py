@@ -87,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     psub = plugin.add_subparsers(dest="plugin_command", metavar="ACTION", required=True)
     prun = psub.add_parser("run", parents=[common], help="run plugins as their own process")
     prun.add_argument("names", nargs="+", metavar="NAME|module:Class")
+    # Set by `venom run` for its plugin processes: stop when that process is gone.
+    prun.add_argument("--watch-parent", type=int, default=0, help=argparse.SUPPRESS)
     _common_nats(prun)
     plist = psub.add_parser("list", parents=[common], help="installed plugins (entry points)")
     plist.add_argument("--json", action="store_true")
@@ -249,7 +251,7 @@ def cmd_plugin(args: argparse.Namespace) -> int:
     config = _load(args)
     url = _nats_url(args, config)
     state_dir = _state_dir(args, config)
-    _run_async(run_plugins, config, list(args.names), url, state_dir)
+    _run_async(run_plugins, config, list(args.names), url, state_dir, parent=args.watch_parent)
     return 0
 
 

@@ -173,9 +173,18 @@ def validate(cfg: VenomConfig) -> VenomConfig:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    """The file as a tree: TOML, or JSON when it ends in ``.json`` (the
+    effective config ``venom run`` hands its plugin processes)."""
     try:
+        if path.suffix == ".json":
+            tree = msgspec.json.decode(path.read_bytes())
+            if not isinstance(tree, dict):
+                raise ConfigError(f"{path}: a JSON config must be an object")
+            return tree
         with path.open("rb") as f:
             return tomllib.load(f)
+    except msgspec.DecodeError as exc:
+        raise ConfigError(f"invalid JSON in {path}: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"invalid TOML in {path}: {exc}") from exc
     except (OSError, UnicodeDecodeError) as exc:

@@ -37,6 +37,7 @@ class _MemorySubscription:
         self.subject = subject
         self.queue = queue
         self.handler = handler
+        self.exact = "*" not in subject and ">" not in subject
         self.inbox: asyncio.Queue[BusMessage | None] = asyncio.Queue()
         self.task = asyncio.get_running_loop().create_task(self._deliver())
 
@@ -93,7 +94,7 @@ class MemoryBus(Bus):
             self.published.append(msg)
         groups: dict[str, list[_MemorySubscription]] = {}
         for sub in self._subs:
-            if subject_matches(sub.subject, subject):
+            if sub.subject == subject if sub.exact else subject_matches(sub.subject, subject):
                 if sub.queue:
                     groups.setdefault(sub.queue, []).append(sub)
                 else:

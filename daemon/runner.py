@@ -2,8 +2,9 @@
 
 :func:`run_daemon` starts the embedded nats-server when no URL is configured
 (SPEC 5.2), connects the arbiter, hosts the configured plugins in-process on
-their own NATS connection (they talk over the real server, exactly as an
-out-of-process plugin would), runs the beat loop and shuts down in order on
+their own NATS connection, or in supervised child processes
+(``plugins.processes``; they talk over the real server either way), runs
+the beat loop and shuts down in order on
 SIGINT/SIGTERM: finish the beat, stop the plugins, drain both connections,
 stop the server.
 """
@@ -11,6 +12,7 @@ stop the server.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 from contextlib import AsyncExitStack
@@ -25,6 +27,7 @@ from venom.daemon.bus import Bus
 from venom.daemon.embedded import EmbeddedServer
 from venom.daemon.natsbus import NatsBus
 from venom.daemon.settings import VenomConfig
+from venom.daemon.supervisor import PluginProcesses, split
 from venom.plugins.host import PluginHost
 from venom.plugins.registry import load_plugin_class
 from venom.plugins.sdk import Plugin, PluginContext
@@ -70,6 +73,30 @@ def build_plugins(
     return plugins
 
 
+def place_plugins(config: VenomConfig) -> tuple[list[str], list[list[str]]]:
+    """(hosted in the daemon, groups hosted in plugin processes) from ``plugins.run``.
+
+    With ``plugins.processes = N >= 1`` the pulse-answering plugins are split
+    in N processes and each ledger-role plugin gets a process of its own
+    (it drains the stream on SIGTERM, which the daemon sends after its last
+    record is stored); with 0 every plugin runs in the daemon. Every name is
+    checked here, before any process starts.
+    """
+    if config.plugins.processes == 0:
+        for spec in config.plugins.run:
+            load_plugin_class(spec)
+        return list(config.plugins.run), []
+    pulse: list[str] = []
+    ledgers: list[list[str]] = []
+    for spec in config.plugins.run:
+        if load_plugin_class(spec).role == "ledger":
+            ledgers.append([spec])
+        else:
+            pulse.append(spec)
+    groups = split(pulse, config.plugins.processes) if pulse else []
+    return [], groups + ledgers
+
+
 async def connect(config: VenomConfig, url: str, name: str) -> NatsBus:
     """Connect to NATS with the credentials in ``config.nats``."""
     options: dict[str, Any] = {}
@@ -98,6 +125,14 @@ async def _watch_signals(on_stop: Any, scope: anyio.CancelScope) -> None:
                 scope.cancel()
 
 
+async def _watch_parent(parent: int, on_stop: Any) -> None:
+    """Stop when the daemon that started this process is gone (even by kill -9)."""
+    while os.getppid() == parent:  # noqa: ASYNC110 - no event tells us; poll
+        await anyio.sleep(0.5)
+    log.warning("parent process %d is gone: stopping", parent)
+    on_stop()
+
+
 async def _live_line(arbiter: Arbiter, interval: float) -> None:
     tty = sys.stderr.isatty()
     while True:
@@ -112,62 +147,98 @@ async def _live_line(arbiter: Arbiter, interval: float) -> None:
 
 async def run_daemon(
     config: VenomConfig, state_dir: Path, *, beats: int = 0, live: bool | None = None
-) -> Arbiter:
-    """Run the daemon until a signal (or ``beats`` beats); return the arbiter."""
-    codec = Codec(max_bytes=config.beat.max_reply_bytes)
-    subjects = Subjects(config.nats.prefix)
+) -> Arbiter | None:
+    """Run the daemon until a signal (or ``beats`` beats); return the arbiter.
+
+    A signal during start-up (server, plugin processes) undoes what was
+    started and returns None; after it, the first signal finishes the beat
+    and stops in order, a second one stops at once.
+    """
     live = config.run.live if live is None else live
-    async with AsyncExitStack() as stack:
-        url = config.nats.url
-        if not url:
-            emb = config.embedded
-            server = await stack.enter_async_context(
-                EmbeddedServer(
-                    state_dir,
-                    host=emb.host,
-                    port=emb.port,
-                    jetstream=emb.jetstream,
-                    server_path=emb.server_path,
-                    start_timeout=emb.start_timeout,
+    daemon = _Daemon(config, state_dir)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_watch_signals, daemon.on_signal, tg.cancel_scope)
+        with daemon.startup:
+            await daemon.run(beats, live)
+        tg.cancel_scope.cancel()
+    return daemon.arbiter
+
+
+class _Daemon:
+    """What ``run_daemon`` starts, in order, and the signal that stops it."""
+
+    def __init__(self, config: VenomConfig, state_dir: Path) -> None:
+        self.config = config
+        self.state_dir = state_dir
+        self.arbiter: Arbiter | None = None
+        self.startup = anyio.CancelScope()
+
+    def on_signal(self) -> None:
+        if self.arbiter is not None:
+            self.arbiter.stop()
+        else:
+            log.info("stopping during start-up")
+            self.startup.cancel()
+
+    async def run(self, beats: int, live: bool) -> None:
+        config, state_dir = self.config, self.state_dir
+        codec = Codec(max_bytes=config.beat.max_reply_bytes)
+        subjects = Subjects(config.nats.prefix)
+        async with AsyncExitStack() as stack:
+            url = config.nats.url
+            if not url:
+                emb = config.embedded
+                server = await stack.enter_async_context(
+                    EmbeddedServer(
+                        state_dir,
+                        host=emb.host,
+                        port=emb.port,
+                        jetstream=emb.jetstream,
+                        server_path=emb.server_path,
+                        start_timeout=emb.start_timeout,
+                    )
                 )
+                url = server.url
+                (state_dir / URL_FILE).write_text(url + "\n")
+                stack.callback((state_dir / URL_FILE).unlink, missing_ok=True)
+                log.info("embedded nats-server at %s (store %s)", url, state_dir)
+            bus = await connect(config, url, "venom-arbiter")
+            stack.push_async_callback(bus.close)
+            local, remote = place_plugins(config)
+            if local:
+                plugin_bus = await connect(config, url, "venom-plugins")
+                stack.push_async_callback(plugin_bus.close)
+                plugins = build_plugins(local, config, plugin_bus, state_dir, codec)
+                await stack.enter_async_context(
+                    PluginHost(plugins, plugin_bus, subjects=subjects, codec=codec)
+                )
+                log.info("hosting plugins: %s", ", ".join(p.name for p in plugins))
+            if remote:
+                await stack.enter_async_context(
+                    PluginProcesses(remote, config, url, state_dir, bus)
+                )
+            publisher = BeatPublisher(bus, subjects, codec)
+            await publisher.start()
+            arbiter = self.arbiter = Arbiter(bus, config, codec=codec, record_sink=publisher)
+            async with anyio.create_task_group() as tg:
+                if live:
+                    tg.start_soon(_live_line, arbiter, config.run.live_interval)
+                await arbiter.run(beats=beats)
+                tg.cancel_scope.cancel()
+            await publisher.flush()
+            if live and sys.stderr.isatty():
+                sys.stderr.write("\n")
+            log.info(
+                "stopped after %d beats: %s",
+                arbiter.beat,
+                arbiter.stats.line(arbiter.beat, arbiter.scheduler.missed),
             )
-            url = server.url
-            (state_dir / URL_FILE).write_text(url + "\n")
-            stack.callback((state_dir / URL_FILE).unlink, missing_ok=True)
-            log.info("embedded nats-server at %s (store %s)", url, state_dir)
-        bus = await connect(config, url, "venom-arbiter")
-        stack.push_async_callback(bus.close)
-        if config.plugins.run:
-            plugin_bus = await connect(config, url, "venom-plugins")
-            stack.push_async_callback(plugin_bus.close)
-            plugins = build_plugins(config.plugins.run, config, plugin_bus, state_dir, codec)
-            await stack.enter_async_context(
-                PluginHost(plugins, plugin_bus, subjects=subjects, codec=codec)
-            )
-            log.info("hosting plugins: %s", ", ".join(p.name for p in plugins))
-
-        publisher = BeatPublisher(bus, subjects, codec)
-        await publisher.start()
-        arbiter = Arbiter(bus, config, codec=codec, record_sink=publisher)
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(_watch_signals, arbiter.stop, tg.cancel_scope)
-            if live:
-                tg.start_soon(_live_line, arbiter, config.run.live_interval)
-            await arbiter.run(beats=beats)
-            tg.cancel_scope.cancel()
-        await publisher.flush()
-        if live and sys.stderr.isatty():
-            sys.stderr.write("\n")
-        log.info(
-            "stopped after %d beats: %s",
-            arbiter.beat,
-            arbiter.stats.line(arbiter.beat, arbiter.scheduler.missed),
-        )
-    return arbiter
 
 
-async def run_plugins(config: VenomConfig, names: list[str], url: str, state_dir: Path) -> None:
-    """Host ``names`` as their own process until SIGINT/SIGTERM."""
+async def run_plugins(
+    config: VenomConfig, names: list[str], url: str, state_dir: Path, *, parent: int = 0
+) -> None:
+    """Host ``names`` as their own process until SIGINT/SIGTERM (or ``parent`` exits)."""
     codec = Codec(max_bytes=config.beat.max_reply_bytes)
     bus = await connect(config, url, f"venom-plugin-{'-'.join(names)}"[:60])
     try:
@@ -177,6 +248,8 @@ async def run_plugins(config: VenomConfig, names: list[str], url: str, state_dir
             stopped = anyio.Event()
             async with anyio.create_task_group() as tg:
                 tg.start_soon(_watch_signals, stopped.set, tg.cancel_scope)
+                if parent:
+                    tg.start_soon(_watch_parent, parent, stopped.set)
                 await stopped.wait()
                 tg.cancel_scope.cancel()
     finally:

@@ -17,7 +17,28 @@ NonNegative = Annotated[float, Meta(ge=0)]
 Fraction = Annotated[float, Meta(ge=0, le=1)]
 PositiveInt = Annotated[int, Meta(ge=1)]
 
-DEFAULT_PLUGINS = ["regen-core", "balance-core", "entropy-core", "optimize-core", "ledger"]
+#: The full default set: the plant, the estimators, the guards, the model, the
+#: four cores and the ledger (SPEC 3), so ``venom run`` closes the loop.
+DEFAULT_PLUGINS = [
+    "optical-plant",
+    "kalman",
+    "adaptive-kalman",
+    "stability",
+    "flow",
+    "correlation",
+    "coherence",
+    "cusum",
+    "gate",
+    "dissonance",
+    "thermal",
+    "ber",
+    "entropy-model",
+    "regen-core",
+    "balance-core",
+    "entropy-core",
+    "optimize-core",
+    "ledger",
+]
 
 
 class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -115,6 +136,9 @@ class PluginsConfig(_Section, frozen=True, kw_only=True):
     """
 
     run: list[str] = msgspec.field(default_factory=lambda: list(DEFAULT_PLUGINS))
+    #: Child processes that host the pulse-answering plugins (the ledger stays
+    #: in the daemon); 0 hosts them all in the daemon's own process.
+    processes: Annotated[int, Meta(ge=0, le=64)] = 1
     required_guards: list[str] = []
     settings: dict[str, dict[str, Any]] = {}
 

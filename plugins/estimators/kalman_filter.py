@@ -102,18 +102,26 @@ class AdaptiveKalmanFilter(KalmanFilter):
         self.forgetting = forgetting
         self.r_min, self.r_max = r_min, r_max
         self.threshold = threshold
-        self._nus: deque[Matrix] = deque(maxlen=window)
-        self._cpc: deque[Matrix] = deque(maxlen=window)
+        # The window as running sums of ν νᵀ and C P Cᵀ: O(1) per update.
+        self._window: deque[tuple[Matrix, Matrix]] = deque()
+        m = self.c.shape[0]
+        self._sum_nn = np.zeros((m, m))
+        self._sum_cpc = np.zeros((m, m))
 
     def update(self, y: Matrix) -> Update:
         prior_cpc = self.c @ self.p @ self.c.T
         result = super().update(y)
-        self._nus.append(result.innovation)
-        self._cpc.append(prior_cpc)
+        nn = np.outer(result.innovation, result.innovation)
+        self._window.append((nn, prior_cpc))
+        self._sum_nn += nn
+        self._sum_cpc += prior_cpc
+        if len(self._window) > self.window:
+            old_nn, old_cpc = self._window.popleft()
+            self._sum_nn -= old_nn
+            self._sum_cpc -= old_cpc
         self.adapted = False
-        if len(self._nus) == self.window:
-            nus = np.stack(self._nus)
-            sample = nus.T @ nus / len(nus) - np.mean(np.stack(self._cpc), axis=0)
+        if len(self._window) == self.window:
+            sample = (self._sum_nn - self._sum_cpc) / self.window
             # Keep R diagonal and inside bounds; blend gently.
             target = np.diag(np.clip(np.diag(sample), self.r_min, self.r_max))
             new_r = self.forgetting * self.r + (1 - self.forgetting) * target

@@ -7,8 +7,10 @@ z = (x − μ)/σ:
 
 The guard is alarmed while S⁺ > h or S⁻ > h, vetoes the beat while alarmed
 and counts each new alarm as an event. For a mean shift of δ σ (δ > k) the
-expected detection delay is about h / (δ − k) beats. The signal is a
-feature or a context estimate (``plant.temperature``, ``kalman.nis``).
+expected detection delay is about h / (δ − k) beats. Both sums are capped at
+``cap · h`` so that the alarm clears a bounded time after the shift ends.
+The signal is a feature or a context estimate (default ``plant.jitter``,
+stationary while the loop holds the temperature; ``kalman.nis`` works too).
 """
 
 from __future__ import annotations
@@ -24,10 +26,13 @@ from venom.schemas import GuardVerdict, Pulse, Reply, Role
 
 
 class CusumConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    signal: str = "plant.temperature"
-    warmup: Annotated[int, Meta(ge=2)] = 50
+    signal: str = "plant.jitter"
+    warmup: Annotated[int, Meta(ge=2)] = 200
     k: Annotated[float, Meta(ge=0)] = 0.5
     h: Annotated[float, Meta(gt=0)] = 5.0
+    #: S⁺ and S⁻ are capped at cap · h, so an alarm clears within about
+    #: (cap − 1) · h / k beats after the shift ends, however large it was.
+    cap: Annotated[float, Meta(ge=1)] = 2.0
     min_sigma: Annotated[float, Meta(gt=0)] = 1e-6
 
 
@@ -62,8 +67,9 @@ class CusumGuard(Plugin[CusumConfig]):
                 self.sigma = max(cfg.min_sigma, statistics.stdev(self.warm))
             return False
         z = (x - self.mu) / self.sigma
-        self.s_hi = max(0.0, self.s_hi + z - cfg.k)
-        self.s_lo = max(0.0, self.s_lo - z - cfg.k)
+        top = cfg.cap * cfg.h
+        self.s_hi = min(top, max(0.0, self.s_hi + z - cfg.k))
+        self.s_lo = min(top, max(0.0, self.s_lo - z - cfg.k))
         alarmed = self.s_hi > cfg.h or self.s_lo > cfg.h
         if alarmed and not self.alarmed:
             self.events += 1

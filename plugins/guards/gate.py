@@ -29,6 +29,8 @@ class GateConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
         default_factory=lambda: {
             "plant.temperature": Bounds(low=0.0, high=85.0),
             "plant.coherence": Bounds(low=0.5, high=1.0),
+            # The measurement itself: a sensor dropout is a missing metric.
+            "plant.y0": Bounds(low=0.0, high=2.0),
         }
     )
     critical_above: Annotated[float, Meta(ge=0)] = 1.0

@@ -4,7 +4,10 @@ The temperature is forecast ``horizon`` beats ahead (default 5) from the
 least-squares trend over the last ``window`` beats. The advice is ``low``,
 ``medium`` or ``high`` cooling as the forecast passes ``low``, ``medium`` and
 ``high`` (the plant applies it); from ``hot`` on the guard blocks OPTIMIZE
-(more throughput means more heat), and above ``limit`` it vetoes.
+(more throughput means more heat). It vetoes when the forecast passes
+``limit``, and while the trend rises faster than ``max_rise`` °C per beat
+(a heat source the cooling cannot explain: a thermal spike is flagged long
+before it reaches the limit).
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ class ThermalConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     high: float = 78.0
     hot: float = 70.0
     limit: float = 85.0
+    #: Vetoes while the trend rises faster than this, °C per beat (a heat
+    #: source the cooling cannot explain); 0 turns the check off.
+    max_rise: Annotated[float, Meta(ge=0)] = 0.3
 
 
 class ThermalGuard(Plugin[ThermalConfig]):
@@ -71,12 +77,18 @@ class ThermalGuard(Plugin[ThermalConfig]):
             else ""
         )
         blocks: list[Action] = ["OPTIMIZE"] if max(pred, t) >= c.hot else []
+        rise = self.history.slope() if len(self.history) >= self.config.window else 0.0
+        problem = ""
         if max(pred, t) > c.limit:
+            problem = f"forecast {pred:.1f} above limit {c.limit:g}"
+        elif c.max_rise and rise > c.max_rise:
+            problem = f"heating at {rise:.2f}/beat (more than {c.max_rise:g})"
+        if problem:
             return GuardVerdict(
                 guard=self.name,
                 allow=False,
                 severity="warning",
-                reason=f"forecast {pred:.1f} above limit {c.limit:g}",
+                reason=problem,
                 metric=pred,
                 blocks=blocks,
                 recommend=advice,

@@ -46,7 +46,7 @@ class PlantConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     process_noise: Annotated[float, Meta(ge=0)] = 0.01
     measurement_noise: Annotated[float, Meta(ge=0)] = 0.02
     ambient: float = 25.0
-    start_temperature: float = 40.0
+    start_temperature: float = 68.0
     heat_per_throughput: Annotated[float, Meta(ge=0)] = 0.006
     passive_cooling: Annotated[float, Meta(ge=0, le=1)] = 0.01
     cooling: dict[str, float] = msgspec.field(

@@ -170,6 +170,34 @@ def test_sigterm_stops_the_daemon_and_its_embedded_server(tmp_path: Path) -> Non
         socket.create_connection((host, int(port)), timeout=1).close()
 
 
+def beat_of(url: str) -> int:
+    """The arbiter's beat number from ``venom status`` (0 while it does not answer)."""
+    out = venom("status", "--nats", url, "--json", timeout=30)
+    if out.returncode != 0:
+        return 0
+    return int(json.loads(out.stdout).get("beat", 0))
+
+
+def test_ctrl_c_during_start_up_stops_cleanly(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    proc = subprocess.Popen(
+        [*VENOM, "run", "--no-live", "--state-dir", str(state)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        # The plugin processes are still importing when the server is up.
+        wait_for((state / "run" / "plugins.json").exists, what="the plugin processes to start")
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "stopping during start-up" in err
+    assert not (state / "nats.url").exists()
+
+
 def test_ctrl_c_to_the_process_group_stops_cleanly_with_every_beat_in_the_ledger(
     tmp_path: Path,
 ) -> None:
@@ -183,7 +211,8 @@ def test_ctrl_c_to_the_process_group_stops_cleanly_with_every_beat_in_the_ledger
     )
     try:
         wait_for((state / "nats.url").exists, what="the embedded server")
-        time.sleep(1.0)
+        url = (state / "nats.url").read_text().strip()
+        wait_for(lambda: beat_of(url) > 50, timeout=60, what="beats")
     finally:
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
         _, err = proc.communicate(timeout=30)

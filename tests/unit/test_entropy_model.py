@@ -65,7 +65,8 @@ async def test_learns_online_to_auc_above_0_9(tmp_path: Path) -> None:
     scores = await run(model, data)
     half = len(data) // 2
     assert auc(scores[half:], [lab for _, lab in data[half:]]) >= 0.9
-    assert model.updates == 2000
+    # Mini-batches of 8, two beats behind: all but the last few are learnt.
+    assert 2000 - 8 - 2 <= model.updates <= 2000
 
 
 async def test_deterministic_and_restored_after_a_restart(tmp_path: Path) -> None:
@@ -78,7 +79,7 @@ async def test_deterministic_and_restored_after_a_restart(tmp_path: Path) -> Non
     before = [a.score(a.vector(p)) for p, _ in probe]
     restarted = EntropyModel(ModelConfig(seed=123), PluginContext(state_dir=tmp_path / "a"))
     await restarted.open()
-    assert restarted.updates == 300
+    assert restarted.updates == a.updates > 280
     assert [restarted.score(restarted.vector(p)) for p, _ in probe] == before
 
 

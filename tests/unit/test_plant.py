@@ -66,13 +66,13 @@ async def test_heat_cooling_and_the_thermal_spike() -> None:
         assert isinstance(reply, Telemetry)
         temps.append(reply.values["temperature"])
     # First order towards where heat from throughput equals passive cooling,
-    # 25 + 0.6 / 0.01 = 85 °C: T_n = 85 + (40 − 85)·0.99^n.
-    assert temps[-1] == pytest.approx(85 + (40 - 85) * 0.99**299, abs=0.01)
+    # 25 + 0.6 / 0.01 = 85 °C: T_n = 85 + (68 − 85)·0.99^n.
+    assert temps[-1] == pytest.approx(85 + (68 - 85) * 0.99**299, abs=0.01)
     cooled, _ = plant(scenario="calm")
     for b in range(1, 300):
         reply = await cooled.handle(pulse(b, cooling="medium"))
     assert isinstance(reply, Telemetry)
-    assert reply.values["temperature"] == pytest.approx(55 + (40 - 55) * 0.99**299, abs=0.01)
+    assert reply.values["temperature"] == pytest.approx(55 + (68 - 55) * 0.99**299, abs=0.01)
     spiked, _ = plant(scenario="default")
     for b in range(1, 461):
         reply = await spiked.handle(pulse(b, cooling="medium"))

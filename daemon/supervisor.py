@@ -1,0 +1,205 @@
+"""Plugin worker processes of ``venom run``, supervised.
+
+With ``plugins.processes = N`` (default 1), ``venom run`` hosts the plugins
+that answer the pulse in N child processes (``python -m venom.daemon plugin
+run ...``), so the plugins' work runs on other cores than the arbiter's beat
+loop, and a plugin that crashes its process takes only that process down.
+Each child gets the daemon's effective config as a JSON file (the resolved
+URL of the bus included) and the same state directory.
+
+:class:`PluginProcesses` starts the children, waits until discovery sees
+every plugin they host, restarts a child that exits while the daemon runs
+(after ``restart_delay``, as systemd's ``Restart=on-failure`` would), and
+on exit sends SIGTERM and waits for each child to stop.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import anyio
+import anyio.abc
+import msgspec
+
+from venom.daemon.bus import Bus
+from venom.daemon.discovery import Discovery
+from venom.daemon.settings import VenomConfig
+from venom.schemas import ConfigError, VenomError
+
+log = logging.getLogger("venom.supervisor")
+
+
+class PluginStartError(VenomError):
+    """A plugin worker process did not come up."""
+
+
+def split(names: list[str], processes: int) -> list[list[str]]:
+    """``names`` in ``processes`` groups of near-equal size, order kept."""
+    if processes < 1:
+        raise ConfigError("plugins.processes must be >= 1 to split", key="plugins.processes")
+    processes = min(processes, len(names))
+    size, extra = divmod(len(names), processes)
+    groups, start = [], 0
+    for i in range(processes):
+        end = start + size + (1 if i < extra else 0)
+        groups.append(names[start:end])
+        start = end
+    return [g for g in groups if g]
+
+
+class PluginProcesses:
+    """Runs plugin groups as supervised child processes (async context manager)."""
+
+    def __init__(
+        self,
+        groups: list[list[str]],
+        config: VenomConfig,
+        url: str,
+        state_dir: Path,
+        bus: Bus,
+        *,
+        start_timeout: float = 60.0,
+        restart_delay: float = 1.0,
+        stop_timeout: float = 10.0,
+    ) -> None:
+        self.groups = groups
+        self.bus = bus
+        self.state_dir = state_dir
+        self.start_timeout = start_timeout
+        self.restart_delay = restart_delay
+        self.stop_timeout = stop_timeout
+        self.prefix = config.nats.prefix
+        self.config_path = state_dir / "run" / "plugins.json"
+        self.config = msgspec.structs.replace(
+            config, nats=msgspec.structs.replace(config.nats, url=url)
+        )
+        self.processes: list[anyio.abc.Process | None] = [None] * len(groups)
+        self.restarts = 0
+        self._stopping = False
+        self._tg: anyio.abc.TaskGroup | None = None
+
+    def command(self, group: list[str]) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "venom.daemon",
+            "plugin",
+            "run",
+            *group,
+            "--config",
+            str(self.config_path),
+            "--state-dir",
+            str(self.state_dir),
+            "--watch-parent",
+            str(os.getpid()),
+        ]
+
+    async def __aenter__(self) -> Self:
+        self.config_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.config_path.with_suffix(".tmp")
+        tmp.write_bytes(msgspec.json.encode(self.config))
+        tmp.replace(self.config_path)
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        try:
+            for i in range(len(self.groups)):
+                self._tg.start_soon(self._supervise, i)
+            await self.wait_ready([n for g in self.groups for n in g])
+        except BaseException:
+            await self.__aexit__(*sys.exc_info())
+            raise
+        return self
+
+    async def wait_ready(self, names: list[str]) -> None:
+        """Wait until discovery sees every plugin in ``names`` (by class name or spec)."""
+        wanted = {n.rsplit(":", 1)[-1] for n in names}
+        discovery = Discovery(prefix=self.prefix, forget_after=3600.0)
+        with anyio.move_on_after(self.start_timeout):
+            while True:
+                await discovery.refresh(self.bus, 0.2)
+                seen = set(discovery.plugins)
+                # A module:Class spec names the class; its plugin name is what answers.
+                missing = {n for n in wanted if n not in seen and ":" not in n}
+                if not missing and len(seen) >= len(wanted):
+                    log.info("plugin processes ready: %d plugins", len(seen))
+                    return
+                if all(p is not None and p.returncode is not None for p in self.processes):
+                    break
+                await anyio.sleep(0.1)
+        raise PluginStartError(
+            f"plugin processes not ready after {self.start_timeout:g} s; "
+            f"missing: {', '.join(sorted(missing)) or 'some module:Class plugins'}"
+        )
+
+    async def _supervise(self, index: int) -> None:
+        group = self.groups[index]
+        while not self._stopping:
+            # Own session: a Ctrl-C to the terminal reaches the daemon only, which
+            # stops the children in order (the ledger last, after the final record).
+            process = await anyio.open_process(
+                self.command(group),
+                stdin=subprocess.DEVNULL,
+                stdout=None,
+                stderr=None,
+                start_new_session=True,
+            )
+            self.processes[index] = process
+            log.info("plugin process %d (pid %d): %s", index, process.pid, ", ".join(group))
+            code = await process.wait()
+            if self.stopping():
+                return
+            self.restarts += 1
+            log.warning(
+                "plugin process %d (%s) exited with %s; restarting in %g s",
+                index,
+                ", ".join(group),
+                code,
+                self.restart_delay,
+            )
+            await anyio.sleep(self.restart_delay)
+
+    async def _stop_one(self, process: anyio.abc.Process) -> None:
+        if process.returncode is None:
+            try:
+                process.send_signal(signal.SIGTERM)
+            except ProcessLookupError:
+                return
+        with anyio.move_on_after(self.stop_timeout) as scope:
+            await process.wait()
+        if scope.cancelled_caught:
+            log.warning("plugin process %d did not stop in time: killing it", process.pid)
+            process.kill()
+            await process.wait()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stopping = True
+        with anyio.CancelScope(shield=True):
+            async with anyio.create_task_group() as tg:
+                for process in self.processes:
+                    if process is not None:
+                        tg.start_soon(self._stop_one, process)
+        self.config_path.unlink(missing_ok=True)
+        supervisors, self._tg = self._tg, None
+        if supervisors is not None:
+            supervisors.cancel_scope.cancel()
+            await supervisors.__aexit__(exc_type, exc, tb)
+
+    def stopping(self) -> bool:
+        """Whether the children are being stopped (a method: it changes under our feet)."""
+        return self._stopping
+
+    def pids(self) -> list[int]:
+        """Process ids of the running children."""
+        return [p.pid for p in self.processes if p is not None and p.returncode is None]
