@@ -99,10 +99,16 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "what",
         nargs="?",
-        choices=["loop", "ledger"],
+        choices=["loop", "ledger", "plugins", "daemon"],
         default="loop",
-        help="loop: arbiter vs raw nats-py (default); ledger: the Merkle log",
+        help="loop: arbiter vs raw nats-py (default); ledger: the Merkle log; "
+        "plugins: handler time of each configured plugin; daemon: the configured "
+        "set as `venom run` runs it, missed ticks and beat times",
     )
+    bench.add_argument(
+        "--beats", type=int, default=0, help="plugins: pulses (2000); daemon: beats (10000)"
+    )
+    bench.add_argument("--config", metavar="FILE", help="plugins/daemon: the config to measure")
     bench.add_argument("--entries", type=int, default=20000, help="ledger: records to append")
     bench.add_argument("--group-ms", type=float, default=20.0, help="ledger: fsync interval")
     bench.add_argument(
@@ -265,6 +271,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
             raise ConfigError("--entries and --proof-leaves must be >= 1, --group-ms > 0")
         figures = run_ledger_bench(args.entries, args.group_ms, args.proof_leaves)
         print(json.dumps(figures, indent=2) if args.json else format_ledger_results(figures))
+        return 0
+
+    if args.what in ("plugins", "daemon"):
+        from venom.daemon import pluginbench
+
+        if args.beats < 0:
+            raise ConfigError("--beats must be >= 1")
+        config = _load(args)
+        if args.what == "plugins":
+            rows = _run_async(pluginbench.bench_plugins, config, args.beats or 2000)
+            text = pluginbench.format_plugin_results(rows)
+            print(json.dumps(rows, indent=2) if args.json else text)
+        else:
+            figures = _run_async(pluginbench.bench_daemon, config, args.beats or 10000)
+            text = pluginbench.format_daemon_results(figures)
+            print(json.dumps(figures, indent=2) if args.json else text)
         return 0
 
     try:

@@ -11,6 +11,7 @@ stop the server.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -238,19 +239,45 @@ class _Daemon:
 async def run_plugins(
     config: VenomConfig, names: list[str], url: str, state_dir: Path, *, parent: int = 0
 ) -> None:
-    """Host ``names`` as their own process until SIGINT/SIGTERM (or ``parent`` exits)."""
+    """Host ``names`` as their own process until SIGINT/SIGTERM (or ``parent`` exits).
+
+    Signals are watched from the first moment: one that comes while the
+    plugins start lets them finish starting and then stops them in order
+    (a ledger restarted a moment before the daemon stops still drains the
+    stream); a second one stops at once.
+    """
     codec = Codec(max_bytes=config.beat.max_reply_bytes)
+    stopped = anyio.Event()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_watch_signals, stopped.set, tg.cancel_scope)
+        if parent:
+            tg.start_soon(_watch_parent, parent, stopped.set)
+        await _host_until(config, names, url, state_dir, codec, stopped, supervised=bool(parent))
+        tg.cancel_scope.cancel()
+
+
+async def _host_until(
+    config: VenomConfig,
+    names: list[str],
+    url: str,
+    state_dir: Path,
+    codec: Codec,
+    stopped: anyio.Event,
+    *,
+    supervised: bool,
+) -> None:
     bus = await connect(config, url, f"venom-plugin-{'-'.join(names)}"[:60])
     try:
         plugins = build_plugins(names, config, bus, state_dir, codec)
         async with PluginHost(plugins, bus, subjects=Subjects(config.nats.prefix), codec=codec):
             log.info("plugin(s) %s answering on %s", ", ".join(p.name for p in plugins), url)
-            stopped = anyio.Event()
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(_watch_signals, stopped.set, tg.cancel_scope)
-                if parent:
-                    tg.start_soon(_watch_parent, parent, stopped.set)
-                await stopped.wait()
-                tg.cancel_scope.cancel()
+            # Start-up garbage (torch, numpy, the plugins) is permanent: keep the
+            # collector from walking it while a pulse waits.
+            gc.collect()
+            gc.freeze()
+            if supervised:  # tell `venom run` (see supervisor.py)
+                sys.stdout.write("ready\n")
+                sys.stdout.flush()
+            await stopped.wait()
     finally:
         await bus.close()

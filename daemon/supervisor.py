@@ -81,6 +81,7 @@ class PluginProcesses:
             config, nats=msgspec.structs.replace(config.nats, url=url)
         )
         self.processes: list[anyio.abc.Process | None] = [None] * len(groups)
+        self.ready = [anyio.Event() for _ in groups]
         self.restarts = 0
         self._stopping = False
         self._tg: anyio.abc.TaskGroup | None = None
@@ -140,19 +141,23 @@ class PluginProcesses:
 
     async def _supervise(self, index: int) -> None:
         group = self.groups[index]
-        while not self._stopping:
+        while not self.stopping():
             # Own session: a Ctrl-C to the terminal reaches the daemon only, which
             # stops the children in order (the ledger last, after the final record).
+            # The child's stdout carries one line, "ready", once its plugins answer.
             process = await anyio.open_process(
                 self.command(group),
                 stdin=subprocess.DEVNULL,
-                stdout=None,
+                stdout=subprocess.PIPE,
                 stderr=None,
                 start_new_session=True,
             )
+            ready = self.ready[index] = anyio.Event()
             self.processes[index] = process
             log.info("plugin process %d (pid %d): %s", index, process.pid, ", ".join(group))
-            code = await process.wait()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._read_ready, process, ready)
+                code = await process.wait()
             if self.stopping():
                 return
             self.restarts += 1
@@ -165,7 +170,23 @@ class PluginProcesses:
             )
             await anyio.sleep(self.restart_delay)
 
-    async def _stop_one(self, process: anyio.abc.Process) -> None:
+    @staticmethod
+    async def _read_ready(process: anyio.abc.Process, ready: anyio.Event) -> None:
+        """Set ``ready`` when the child says so, or when its stdout closes (it is gone)."""
+        try:
+            if process.stdout is not None:
+                async for chunk in process.stdout:
+                    if b"ready" in chunk:
+                        ready.set()
+        finally:
+            ready.set()
+
+    async def _stop_one(self, index: int, process: anyio.abc.Process) -> None:
+        # A child still starting (a restart a moment ago) would die of SIGTERM
+        # before its handlers are in place; let it come up first, so that a
+        # ledger drains the stream and plugins save their state.
+        with anyio.move_on_after(self.stop_timeout):
+            await self.ready[index].wait()
         if process.returncode is None:
             try:
                 process.send_signal(signal.SIGTERM)
@@ -187,9 +208,9 @@ class PluginProcesses:
         self._stopping = True
         with anyio.CancelScope(shield=True):
             async with anyio.create_task_group() as tg:
-                for process in self.processes:
+                for index, process in enumerate(self.processes):
                     if process is not None:
-                        tg.start_soon(self._stop_one, process)
+                        tg.start_soon(self._stop_one, index, process)
         self.config_path.unlink(missing_ok=True)
         supervisors, self._tg = self._tg, None
         if supervisors is not None:

@@ -6,12 +6,12 @@ failed, were rejected or went missing in any of the last ``window`` beats
 anomalies (the mesh anomalies active this beat plus the arbiter's own
 ``arbiter.failed`` and ``arbiter.missing`` counts)::
 
-    load    = w_down·down + w_failing·failing + w_lag·lag/lag_scale + w_anomaly·anomalies
+    load    = w_down·down + w_failing·failing + w_lag·excess_lag/lag_scale + w_anomaly·anomalies
     urgency = 1 − exp(−load)
 
 With the defaults one plugin down gives urgency 0.39 (above REPAIR_THRESHOLD
 0.10), one plugin failing once 0.13 on that beat and 0.10 for the rest of
-the window, a ledger 100 beats behind 0.26.
+the window, a ledger 200 beats behind (100 beyond the allowance) 0.26.
 
 The estimated cost is the beats a repair would take: each down plugin's
 restart cost (``costs[name]``, else ``restart_beats``), ``retry_beats`` per
@@ -50,6 +50,10 @@ class RegenConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     w_failing: NonNeg = 0.1
     #: Load per ``lag_scale`` beats of ledger lag.
     w_lag: NonNeg = 0.3
+    #: Ledger lag that is normal pipelining (group commit, the stream's hop):
+    #: only the lag beyond it counts, so a healthy ledger leaves the decision
+    #: alone and two runs with the same seed decide alike (SPEC 8).
+    lag_allowance: Annotated[int, Meta(ge=0)] = 100
     lag_scale: Annotated[float, Meta(gt=0)] = 100.0
     #: Load per anomaly (mesh anomaly, failed or missing reply).
     w_anomaly: NonNeg = 0.05
@@ -92,11 +96,12 @@ class RegenCore(Plugin[RegenConfig]):
         down = set(ctx.down)
         failing = set().union(*self.recent) - down
         lag = max(0, ctx.ledger_lag)
+        excess_lag = max(0, lag - cfg.lag_allowance)
         anomalies = self._anomalies(pulse)
         load = (
             cfg.w_down * len(down)
             + cfg.w_failing * len(failing)
-            + cfg.w_lag * lag / cfg.lag_scale
+            + cfg.w_lag * excess_lag / cfg.lag_scale
             + cfg.w_anomaly * anomalies
         )
         urgency = 1.0 - math.exp(-load)
