@@ -222,3 +222,38 @@ async def test_ber_throttles_only_after_three_violations_and_adapts() -> None:
         assert v.allow
     with pytest.raises(ValueError, match="tier 'platinum'"):
         BerGuard(BerConfig(tier="platinum"))
+
+
+async def test_thermal_vetoes_an_unexplained_rise_long_before_the_limit() -> None:
+    guard = ThermalGuard(ThermalConfig(max_rise=0.3, window=10))
+    temps = [60.0 + 0.1 * i for i in range(10)] + [61.0 + 0.5 * i for i in range(1, 8)]
+    verdicts = [
+        await guard.handle(pulse(b, **{"plant.temperature": t})) for b, t in enumerate(temps, 1)
+    ]
+    allowed = [v.allow for v in verdicts if isinstance(v, GuardVerdict)]
+    assert all(allowed[:10])  # 0.1 °C/beat: normal
+    assert not allowed[-1]  # the least-squares slope passed 0.3 °C/beat
+    last = verdicts[-1]
+    assert isinstance(last, GuardVerdict)
+    assert "heating at" in last.reason
+    assert max(temps) < 70.0  # nowhere near the 85 °C limit
+    off = ThermalGuard(ThermalConfig(max_rise=0.0))
+    assert all(
+        [
+            (await off.handle(pulse(b, **{"plant.temperature": t}))).allow
+            for b, t in enumerate(temps, 1)
+        ]  # type: ignore[union-attr]
+    )
+
+
+def test_cusum_clears_a_bounded_time_after_a_huge_shift() -> None:
+    cfg = CusumConfig(warmup=100, k=0.5, h=5.0, cap=2.0)
+    guard = CusumGuard(cfg)
+    rng = random.Random(3)
+    for _ in range(100):
+        guard.observe(rng.gauss(0.0, 1.0))
+    assert any(guard.observe(1000.0) for _ in range(50))  # a shift of 1000 σ
+    # Back to normal: the capped sum (2h) falls by about k per beat, so it is
+    # below h again within (cap − 1)·h/k = 10 beats plus the noise.
+    cleared = next(i for i in range(1, 100) if not guard.observe(rng.gauss(0.0, 1.0)))
+    assert cleared <= 15
