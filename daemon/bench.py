@@ -37,7 +37,8 @@ from venom.plugins.noop import noop_class
 from venom.schemas import BeatRecord, Codec, EstimateReply, Pulse, Subjects
 
 
-def _percentile(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile ``q`` (0-100) of ``values`` (0 when empty)."""
     if not values:
         return 0.0
     ordered = sorted(values)
@@ -86,8 +87,8 @@ async def bench_venom(url: str, n: int, duration: float, prefix: str) -> dict[st
             arbiter.stop()
         return {
             "beats_per_s": (b1 - b0) / (t1 - t0),
-            "p50_ms": _percentile(durations, 50) * 1e3,
-            "p99_ms": _percentile(durations, 99) * 1e3,
+            "p50_ms": percentile(durations, 50) * 1e3,
+            "p99_ms": percentile(durations, 99) * 1e3,
             "missing": float(arbiter.stats.missing),
         }
 
@@ -150,8 +151,8 @@ async def bench_raw(url: str, n: int, duration: float, prefix: str) -> dict[str,
         elapsed = time.perf_counter() - t_start
         return {
             "beats_per_s": beats / elapsed,
-            "p50_ms": _percentile(durations, 50) * 1e3,
-            "p99_ms": _percentile(durations, 99) * 1e3,
+            "p50_ms": percentile(durations, 50) * 1e3,
+            "p99_ms": percentile(durations, 99) * 1e3,
             "missing": 0.0,
         }
     finally:

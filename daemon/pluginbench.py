@@ -20,17 +20,13 @@ from typing import Any
 
 import msgspec
 
+from venom.daemon.bench import percentile
 from venom.daemon.memorybus import MemoryBus
 from venom.daemon.runner import build_plugins, run_daemon
 from venom.daemon.settings import VenomConfig
 from venom.daemon.simulate import simulate
 from venom.plugins.sensors.scenario import load_scenario
 from venom.schemas import Codec, Label, Pulse
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 async def bench_plugins(config: VenomConfig, beats: int) -> list[dict[str, Any]]:
@@ -65,8 +61,8 @@ async def bench_plugins(config: VenomConfig, beats: int) -> list[dict[str, Any]]
                     "plugin": plugin.name,
                     "role": plugin.role,
                     "beats": len(times),
-                    "p50_us": round(_pct(times, 50), 1),
-                    "p99_us": round(_pct(times, 99), 1),
+                    "p50_us": round(percentile(times, 50), 1),
+                    "p99_us": round(percentile(times, 99), 1),
                     "mean_us": round(statistics.fmean(times), 1),
                 }
             )

@@ -2,7 +2,7 @@
 
 No server, no clock: beats run back to back and every plugin answers every
 beat, so a simulation is a deterministic function of the config, the seed and
-the scenario (SPEC 8). It is what ``venom bench plugins`` times, and what the
+the scenario (SPEC 8). It records the pulses ``venom bench plugins`` times, and the
 calibration and determinism tests drive; the same plugins run unchanged on
 NATS under ``venom run``.
 
@@ -25,26 +25,10 @@ from venom.schemas import BeatRecord, Codec, Telemetry
 
 
 @dataclass
-class HandlerTimes:
-    """Handler time of one plugin (decode, handle, encode) over the last 2,048 beats, ns."""
-
-    name: str
-    role: str
-    samples: list[int]
-
-    def percentile(self, q: float) -> float:
-        if not self.samples:
-            return 0.0
-        ordered = sorted(self.samples)
-        return float(ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))])
-
-
-@dataclass
 class Simulation:
-    """What a run produced: every beat record, and each plugin's handler times."""
+    """What a run produced: every beat record."""
 
     records: list[BeatRecord] = field(default_factory=list)
-    times: list[HandlerTimes] = field(default_factory=list)
 
     def actions(self) -> list[str]:
         return [r.decision.action for r in self.records]
@@ -81,13 +65,9 @@ async def simulate(config: VenomConfig, beats: int, state_dir: Path) -> Simulati
         result.records.append(record)
 
     try:
-        async with PluginHost(plugins, bus, codec=codec) as host:
+        async with PluginHost(plugins, bus, codec=codec):
             arbiter = Arbiter(bus, config, codec=codec, record_sink=sink)
             await arbiter.run(beats=beats)
-            result.times = [
-                HandlerTimes(r.name, r.plugin.role, list(r.endpoint.recent_ns))
-                for r in host.runners
-            ]
     finally:
         await bus.close()
     return result

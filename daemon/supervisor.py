@@ -82,7 +82,6 @@ class PluginProcesses:
         )
         self.processes: list[anyio.abc.Process | None] = [None] * len(groups)
         self.ready = [anyio.Event() for _ in groups]
-        self.restarts = 0
         self._stopping = False
         self._tg: anyio.abc.TaskGroup | None = None
 
@@ -122,6 +121,7 @@ class PluginProcesses:
         """Wait until discovery sees every plugin in ``names`` (by class name or spec)."""
         wanted = {n.rsplit(":", 1)[-1] for n in names}
         discovery = Discovery(prefix=self.prefix, forget_after=3600.0)
+        missing = wanted
         with anyio.move_on_after(self.start_timeout):
             while True:
                 await discovery.refresh(self.bus, 0.2)
@@ -160,7 +160,6 @@ class PluginProcesses:
                 code = await process.wait()
             if self.stopping():
                 return
-            self.restarts += 1
             log.warning(
                 "plugin process %d (%s) exited with %s; restarting in %g s",
                 index,
@@ -220,7 +219,3 @@ class PluginProcesses:
     def stopping(self) -> bool:
         """Whether the children are being stopped (a method: it changes under our feet)."""
         return self._stopping
-
-    def pids(self) -> list[int]:
-        """Process ids of the running children."""
-        return [p.pid for p in self.processes if p is not None and p.returncode is None]

@@ -185,17 +185,6 @@ class EntropyModel(Plugin[ModelConfig]):
         with self._lock, torch.no_grad():
             return float(self.net(self._standardise(raw, learn=True)))
 
-    def train_on(self, raw: torch.Tensor, label: int) -> float:
-        """One SGD step on (input, label); the loss."""
-        with self._lock:
-            x = self._standardise(raw, learn=False)
-            self.optimizer.zero_grad()
-            loss = torch.nn.functional.binary_cross_entropy(self.net(x), torch.tensor(float(label)))
-            loss.backward()  # type: ignore[no-untyped-call]
-            self.optimizer.step()
-            self.updates += 1
-            return float(loss.detach())
-
     def due(self, beat: int) -> list[tuple[torch.Tensor, int]]:
         """The (input, label) pairs to learn before scoring ``beat``, in beat order.
 

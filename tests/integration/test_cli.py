@@ -178,15 +178,20 @@ def beat_of(url: str) -> int:
     return int(json.loads(out.stdout).get("beat", 0))
 
 
-def test_ctrl_c_during_start_up_stops_cleanly(tmp_path: Path) -> None:
-    state = tmp_path / "state"
-    proc = subprocess.Popen(
+def run_in_own_session(state: Path) -> subprocess.Popen[str]:
+    """`venom run` as a terminal would start it: its own process group."""
+    return subprocess.Popen(
         [*VENOM, "run", "--no-live", "--state-dir", str(state)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
     )
+
+
+def test_ctrl_c_during_start_up_stops_cleanly(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    proc = run_in_own_session(state)
     try:
         # The plugin processes are still importing when the server is up.
         wait_for((state / "run" / "plugins.json").exists, what="the plugin processes to start")
@@ -202,13 +207,7 @@ def test_ctrl_c_to_the_process_group_stops_cleanly_with_every_beat_in_the_ledger
     tmp_path: Path,
 ) -> None:
     state = tmp_path / "state"
-    proc = subprocess.Popen(
-        [*VENOM, "run", "--no-live", "--state-dir", str(state)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    proc = run_in_own_session(state)
     try:
         wait_for((state / "nats.url").exists, what="the embedded server")
         url = (state / "nats.url").read_text().strip()
