@@ -15,12 +15,13 @@ from __future__ import annotations
 import gc
 import logging
 import math
-import random
 import time
 from collections.abc import Awaitable, Callable
 
 import anyio
 from anyio.abc import TaskStatus
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.trace import TracerProvider
 
 from venom.daemon.aggregate import aggregate
 from venom.daemon.beatstats import BeatStats
@@ -30,13 +31,16 @@ from venom.daemon.discovery import Discovery
 from venom.daemon.gather import Gather
 from venom.daemon.genome import Genome
 from venom.daemon.inputs import InputState
+from venom.daemon.metrics import BeatMetrics, Gauges
 from venom.daemon.micro import EndpointStats, MicroService
 from venom.daemon.pid import GenomicPid
 from venom.daemon.scheduler import Scheduler, Tick
 from venom.daemon.settings import VenomConfig
 from venom.daemon.tlambda import t_lambda
+from venom.daemon.tracing import BeatTrace
 from venom.schemas import (
     HDR_BEAT,
+    HDR_TRACEPARENT,
     SCHEMA_VERSION,
     BeatRecord,
     BusError,
@@ -57,8 +61,6 @@ VERSION = "0.1.0"
 RecordSink = Callable[[BeatRecord], Awaitable[None]]
 
 _MASK64 = (1 << 64) - 1
-#: Trace and span ids (W3C: random, not secret; ids are never derived from the seed).
-_random = random.Random()
 
 
 def beat_seed(run_seed: int, beat: int) -> int:
@@ -79,6 +81,8 @@ class Arbiter:
         *,
         codec: Codec | None = None,
         record_sink: RecordSink | None = None,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
         self.bus = bus
         self.config = config
@@ -107,6 +111,11 @@ class Arbiter:
         self._heard_due = 0.0
         self._required = frozenset(config.plugins.required_guards)
         self._encode = self.codec.encode
+        #: The beat's spans and ids (SPEC 7); ids are made even with tracing off.
+        self.trace = BeatTrace(tracer_provider, self.subjects.pulse)
+        self.metrics = (
+            BeatMetrics(meter_provider, self._gauges()) if meter_provider is not None else None
+        )
         self.endpoint = EndpointStats("ctl", f"{self.subjects.prefix}.ctl.>")
         self.service = MicroService(
             "venom-arbiter",
@@ -259,8 +268,8 @@ class Arbiter:
         if self.period > 0:
             budget = max(0.0, budget - tick.lateness)  # deadline counts from the tick
         now_wall = time.time()
-        trace_id = f"{_random.getrandbits(128):032x}"
-        span_id = f"{_random.getrandbits(64):016x}"
+        trace = self.trace
+        trace.begin(beat)
         pulse = Pulse(
             beat=beat,
             issued_at=now_wall,
@@ -278,11 +287,13 @@ class Arbiter:
                 self.subjects.pulse,
                 self._encode(pulse),
                 reply=gather.reply_subject(beat),
-                headers={HDR_BEAT: str(beat)},
+                headers={HDR_BEAT: str(beat), HDR_TRACEPARENT: trace.traceparent},
             )
         except BusError as exc:
+            trace.sent(str(exc))
             log.warning("pulse %d not sent: %s", beat, exc)
         else:
+            trace.sent()
             await gather.wait(budget)
         report, replies = gather.close()
         t_obs = time.perf_counter() - start
@@ -298,8 +309,8 @@ class Arbiter:
             report=report,
             decision=decision,
             pid=pid_state,
-            trace_id=trace_id,
-            span_id=span_id,
+            trace_id=trace.trace_id,
+            span_id=trace.span_id,
         )
         self._context = PulseContext(
             decision=decision.action,
@@ -331,7 +342,11 @@ class Arbiter:
             if self.discovery.heard_from(heard):
                 self._follow_period()
             heard.clear()
-        self.stats.record(report, decision, time.perf_counter() - start)
+        duration = time.perf_counter() - start
+        self.stats.record(report, decision, duration)
+        if self.metrics is not None:
+            self.metrics.beat(report, decision, duration)
+        trace.end(decision.action, len(replies), len(report.missing))
         return record
 
     def _aggregate(
@@ -356,11 +371,28 @@ class Arbiter:
                 return reply.recommend
         return ""
 
+    def _gauges(self) -> Gauges:
+        gauges = Gauges()
+        gauges.missed_ticks = lambda: self.scheduler.missed
+        gauges.ledger_size = lambda: self._context.estimates.get("ledger.size")
+        gauges.ledger_lag = lambda: self._context.estimates.get("ledger.lag")
+        gauges.pid_error = lambda: self.last_pid.error
+        gauges.period = lambda: self.period if math.isfinite(self.period) else 0.0
+        gauges.live_plugins = lambda: len(self.discovery.plugins)
+        return gauges
+
     def _stats_data(self) -> dict[str, object]:
         return {
             "beat": self.beat,
             "rate": round(self.stats.rate(), 3),
             "missed_ticks": self.scheduler.missed,
+            "replies": self.stats.replies,
+            "late": self.stats.late,
+            "missing": self.stats.missing,
+            "errors": self.stats.failed + self.stats.rejected,
+            "plugins": len(self.discovery.plugins),
+            "k": self.k,
+            "p": self.p,
             "p50_beat_ns": int(self.stats.percentile(50) * 1e9),
             "p99_beat_ns": int(self.stats.percentile(99) * 1e9),
             "t_lambda_ns": int(self.period * 1e9) if math.isfinite(self.period) else 0,

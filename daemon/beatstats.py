@@ -20,6 +20,7 @@ class BeatStats:
         self._stamps: deque[float] = deque(maxlen=65536)
         self.decisions: Counter[str] = Counter()
         self.beats = 0
+        self.replies = 0
         self.late = 0
         self.missing = 0
         self.failed = 0
@@ -32,6 +33,7 @@ class BeatStats:
         self.durations.append(duration)
         self._stamps.append(time.monotonic())
         self.decisions[decision.action] += 1
+        self.replies += len(report.replied)
         if report.late:
             self.late += sum(report.late.values())
         self.missing += len(report.missing)

@@ -20,7 +20,8 @@ from nats.js.api import StorageType, StreamConfig
 from nats.js.errors import Error as JsError
 
 from venom.daemon.natsbus import NatsBus
-from venom.schemas import BeatRecord, BusError, Codec, Subjects
+from venom.daemon.tracing import BeatTrace
+from venom.schemas import HDR_TRACEPARENT, BeatRecord, BusError, Codec, Subjects
 
 log = logging.getLogger("venom.beatstream")
 
@@ -68,12 +69,17 @@ class BeatPublisher:
         self.stream = stream_name(subjects)
         self.published = 0
         self.failed = 0
+        #: The arbiter's beat trace: each record carries its beat's root span in
+        #: ``traceparent``, so the ledger's append joins the beat's trace.
+        self.trace: BeatTrace | None = None
 
     async def start(self) -> None:
         self.stream = await ensure_stream(self.js, self.subjects)
 
     async def __call__(self, record: BeatRecord) -> None:
         headers = {HDR_MSG_ID: f"{self.run_id}.{record.beat}"}
+        if self.trace is not None and self.trace.trace_id == record.trace_id:
+            headers[HDR_TRACEPARENT] = self.trace.root_traceparent
         try:
             future = await self.js.publish_async(
                 self.subjects.beat, self.codec.encode(record), headers=headers

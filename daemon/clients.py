@@ -132,22 +132,31 @@ async def list_plugins(bus: Bus, subjects: Subjects, timeout: float = 0.5) -> li
             per_id[doc["id"]] = doc
     rows = []
     for name, entry in sorted(disc.plugins.items()):
-        requests = errors = 0
+        requests = errors = late = 0
         p50: list[int] = []
+        p99: list[int] = []
+        last: list[int] = []
         for iid in entry.instances:
             for ep in per_id.get(iid, {}).get("endpoints", []):
+                data = ep.get("data") or {}
                 requests += int(ep.get("num_requests", 0))
                 errors += int(ep.get("num_errors", 0))
-                p50.append(int((ep.get("data") or {}).get("p50_ns", 0)))
+                late += int(data.get("late", 0))
+                p50.append(int(data.get("p50_ns", 0)))
+                p99.append(int(data.get("p99_ns", 0)))
+                last.append(int(data.get("last_ns", 0)))
         rows.append(
             {
                 "name": name,
                 "role": entry.role,
                 "version": entry.version,
                 "instances": len(entry.instances),
-                "requests": requests,
+                "pulses": requests,
                 "errors": errors,
-                "p50_handler_us": round(max(p50, default=0) / 1e3, 2),
+                "late": late,
+                "last_us": round(max(last, default=0) / 1e3, 1),
+                "p50_us": round(max(p50, default=0) / 1e3, 1),
+                "p99_us": round(max(p99, default=0) / 1e3, 1),
             }
         )
     return rows

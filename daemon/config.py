@@ -165,6 +165,14 @@ def validate(cfg: VenomConfig) -> VenomConfig:
     for guard in cfg.plugins.required_guards:
         if not _PLUGIN_NAME.match(guard):
             raise ConfigError(f"{guard!r} is not a plugin name", key="plugins.required_guards")
+    tel = cfg.telemetry
+    if tel.otlp_endpoint and not tel.otlp_endpoint.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"{tel.otlp_endpoint!r} is not an http(s) URL of an OTLP/HTTP collector",
+            key="telemetry.otlp_endpoint",
+        )
+    if tel.prometheus and not tel.prometheus_host:
+        raise ConfigError("needs a host to bind", key="telemetry.prometheus_host")
     if cfg.run.log_level.lower() not in LOG_LEVELS:
         raise ConfigError(
             f"{cfg.run.log_level!r} is not one of {', '.join(LOG_LEVELS)}", key="run.log_level"
@@ -287,6 +295,13 @@ _DOCS = {
     "run.live": "print a live status line",
     "run.live_interval": "seconds between live lines",
     "run.log_level": "one of " + ", ".join(LOG_LEVELS),
+    "telemetry.otlp_endpoint": "OTLP/HTTP collector, e.g. http://127.0.0.1:4318",
+    "telemetry.console": "print spans on stderr (when no OTLP endpoint)",
+    "telemetry.sample_ratio": "share of beats traced",
+    "telemetry.export_interval": "seconds between OTLP metric exports",
+    "telemetry.prometheus": "serve /metrics (the arbiter's process)",
+    "telemetry.prometheus_host": "keep on loopback unless a scraper elsewhere needs it",
+    "telemetry.prometheus_port": "0: a free port",
 }
 _UNSET_EXAMPLES = {"beat.period": "0.01", "beat.deadline": "0.005"}
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from opentelemetry.trace import TracerProvider
 
 from venom.daemon.arbiter import Arbiter
 from venom.daemon.beatstream import BeatPublisher
@@ -29,6 +30,7 @@ from venom.daemon.embedded import EmbeddedServer
 from venom.daemon.natsbus import NatsBus
 from venom.daemon.settings import VenomConfig
 from venom.daemon.supervisor import PluginProcesses, split
+from venom.daemon.telemetry import Telemetry
 from venom.plugins.host import PluginHost
 from venom.plugins.registry import load_plugin_class
 from venom.plugins.sdk import Plugin, PluginContext
@@ -40,7 +42,12 @@ URL_FILE = "nats.url"
 
 
 def build_plugins(
-    names: list[str], config: VenomConfig, bus: Bus, state_dir: Path, codec: Codec
+    names: list[str],
+    config: VenomConfig,
+    bus: Bus,
+    state_dir: Path,
+    codec: Codec,
+    tracer_provider: TracerProvider | None = None,
 ) -> list[Plugin[Any]]:
     """Load, validate and configure the plugins named in ``names``."""
     subjects = Subjects(config.nats.prefix)
@@ -64,6 +71,7 @@ def build_plugins(
             publish=publish,
             bus=bus,
             logger=logging.getLogger("venom.plugin"),
+            tracer_provider=tracer_provider,
         )
         plugins.append(cls(plugin_config, context))
     seen: set[str] = set()
@@ -147,16 +155,22 @@ async def _live_line(arbiter: Arbiter, interval: float) -> None:
 
 
 async def run_daemon(
-    config: VenomConfig, state_dir: Path, *, beats: int = 0, live: bool | None = None
+    config: VenomConfig,
+    state_dir: Path,
+    *,
+    beats: int = 0,
+    live: bool | None = None,
+    telemetry: Telemetry | None = None,
 ) -> Arbiter | None:
     """Run the daemon until a signal (or ``beats`` beats); return the arbiter.
 
     A signal during start-up (server, plugin processes) undoes what was
     started and returns None; after it, the first signal finishes the beat
-    and stops in order, a second one stops at once.
+    and stops in order, a second one stops at once. ``telemetry`` (tests)
+    replaces the providers ``[telemetry]`` asks for; the caller shuts it down.
     """
     live = config.run.live if live is None else live
-    daemon = _Daemon(config, state_dir)
+    daemon = _Daemon(config, state_dir, telemetry)
     async with anyio.create_task_group() as tg:
         tg.start_soon(_watch_signals, daemon.on_signal, tg.cancel_scope)
         with daemon.startup:
@@ -168,9 +182,10 @@ async def run_daemon(
 class _Daemon:
     """What ``run_daemon`` starts, in order, and the signal that stops it."""
 
-    def __init__(self, config: VenomConfig, state_dir: Path) -> None:
+    def __init__(self, config: VenomConfig, state_dir: Path, telemetry: Telemetry | None) -> None:
         self.config = config
         self.state_dir = state_dir
+        self.telemetry = telemetry
         self.arbiter: Arbiter | None = None
         self.startup = anyio.CancelScope()
 
@@ -186,6 +201,12 @@ class _Daemon:
         codec = Codec(max_bytes=config.beat.max_reply_bytes)
         subjects = Subjects(config.nats.prefix)
         async with AsyncExitStack() as stack:
+            telemetry = self.telemetry
+            if telemetry is None:
+                # Shut down last: after the connections drained (SPEC 5.4).
+                telemetry = Telemetry.from_config(config.telemetry, role="arbiter", metrics=True)
+                stack.callback(telemetry.shutdown)
+            tracing = telemetry.tracer_provider
             url = config.nats.url
             if not url:
                 emb = config.embedded
@@ -209,9 +230,11 @@ class _Daemon:
             if local:
                 plugin_bus = await connect(config, url, "venom-plugins")
                 stack.push_async_callback(plugin_bus.close)
-                plugins = build_plugins(local, config, plugin_bus, state_dir, codec)
+                plugins = build_plugins(local, config, plugin_bus, state_dir, codec, tracing)
                 await stack.enter_async_context(
-                    PluginHost(plugins, plugin_bus, subjects=subjects, codec=codec)
+                    PluginHost(
+                        plugins, plugin_bus, subjects=subjects, codec=codec, tracer_provider=tracing
+                    )
                 )
                 log.info("hosting plugins: %s", ", ".join(p.name for p in plugins))
             if remote:
@@ -220,7 +243,15 @@ class _Daemon:
                 )
             publisher = BeatPublisher(bus, subjects, codec)
             await publisher.start()
-            arbiter = self.arbiter = Arbiter(bus, config, codec=codec, record_sink=publisher)
+            arbiter = self.arbiter = Arbiter(
+                bus,
+                config,
+                codec=codec,
+                record_sink=publisher,
+                tracer_provider=tracing,
+                meter_provider=telemetry.meter_provider,
+            )
+            publisher.trace = arbiter.trace
             async with anyio.create_task_group() as tg:
                 if live:
                     tg.start_soon(_live_line, arbiter, config.run.live_interval)
@@ -266,10 +297,15 @@ async def _host_until(
     *,
     supervised: bool,
 ) -> None:
+    telemetry = Telemetry.from_config(config.telemetry, role="plugin", metrics=False)
+    tracing = telemetry.tracer_provider
     bus = await connect(config, url, f"venom-plugin-{'-'.join(names)}"[:60])
     try:
-        plugins = build_plugins(names, config, bus, state_dir, codec)
-        async with PluginHost(plugins, bus, subjects=Subjects(config.nats.prefix), codec=codec):
+        plugins = build_plugins(names, config, bus, state_dir, codec, tracing)
+        subjects = Subjects(config.nats.prefix)
+        async with PluginHost(
+            plugins, bus, subjects=subjects, codec=codec, tracer_provider=tracing
+        ):
             log.info("plugin(s) %s answering on %s", ", ".join(p.name for p in plugins), url)
             # Start-up garbage (torch, numpy, the plugins) is permanent: keep the
             # collector from walking it while a pulse waits.
@@ -281,3 +317,4 @@ async def _host_until(
             await stopped.wait()
     finally:
         await bus.close()
+        telemetry.shutdown()

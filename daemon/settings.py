@@ -153,6 +153,30 @@ class RunConfig(_Section, frozen=True, kw_only=True):
     log_level: str = "info"
 
 
+class TelemetryConfig(_Section, frozen=True, kw_only=True):
+    """``[telemetry]``: traces and metrics (SPEC 7).
+
+    Traces go to ``otlp_endpoint`` (OTLP over HTTP, e.g.
+    ``http://127.0.0.1:4318``) when set, to stderr with ``console = true``,
+    nowhere otherwise (the beat's trace and span ids are still made and
+    stored in the ledger). Metrics go to the OTLP endpoint and/or the
+    Prometheus endpoint.
+    """
+
+    otlp_endpoint: str = ""
+    console: bool = False
+    #: Share of beats traced (the root decides; plugins follow the header's flag).
+    sample_ratio: Fraction = 0.1
+    service_name: str = "venom"
+    #: Seconds between OTLP metric exports.
+    export_interval: Positive = 10.0
+    #: The arbiter's Prometheus endpoint: ``http://<host>:<port>/metrics``.
+    prometheus: bool = False
+    prometheus_host: str = "127.0.0.1"
+    #: 0 picks a free port (logged at start).
+    prometheus_port: Annotated[int, Meta(ge=0, le=65535)] = 9464
+
+
 class VenomConfig(_Section, frozen=True, kw_only=True):
     """The whole ``venom.toml``."""
 
@@ -164,3 +188,4 @@ class VenomConfig(_Section, frozen=True, kw_only=True):
     genome: GenomeConfig = GenomeConfig()
     plugins: PluginsConfig = PluginsConfig()
     run: RunConfig = RunConfig()
+    telemetry: TelemetryConfig = TelemetryConfig()

@@ -20,9 +20,12 @@ from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any, Self
 
+from opentelemetry.trace import TracerProvider
+
 from venom.daemon.bus import Bus, BusMessage, Subscription, error_headers
 from venom.daemon.micro import EndpointStats, MicroService
 from venom.daemon.ratelog import ProblemLog
+from venom.daemon.tracing import ConsumerTrace, end_span
 from venom.plugins.sdk import Plugin
 from venom.schemas import (
     HDR_PLUGIN,
@@ -48,6 +51,7 @@ class PluginRunner:
         *,
         subjects: Subjects | None = None,
         codec: Codec | None = None,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         self.plugin = plugin
         self.bus = bus
@@ -77,10 +81,25 @@ class PluginRunner:
         self._reply_headers = {HDR_PLUGIN: self.name}
         self._bus_publish = bus.publish
         self.rejected = 0
+        self.late = 0
         self.last_beat = -1
+        self.last_ns = 0
+        queue = self.subjects.queue_group(self.name)
+        self._trace = ConsumerTrace.messaging(
+            tracer_provider,
+            self.subjects.pulse,
+            extra={"venom.plugin": self.name, "messaging.consumer.group.name": queue},
+        )
+        self._tracing = self._trace.enabled
 
     def _stats_data(self) -> dict[str, Any]:
-        return {"last_beat": self.last_beat, "rejected": self.rejected, "role": self.plugin.role}
+        return {
+            "role": self.plugin.role,
+            "last_beat": self.last_beat,
+            "last_ns": self.last_ns,
+            "late": self.late,
+            "rejected": self.rejected,
+        }
 
     async def start(self) -> None:
         """Subscribe to the pulse (and mesh subjects) and register the service."""
@@ -117,6 +136,7 @@ class PluginRunner:
                 await self._publish(msg.reply, b"", hdrs)
             return
         self.last_beat = pulse.beat
+        span = self._trace.start(msg.headers, pulse.beat) if self._tracing else None
         headers = self._reply_headers
         error = ""
         try:
@@ -127,12 +147,18 @@ class PluginRunner:
             self.problems.report("handler error", self.name, msg.subject, error)
             data = self.codec.encode(ErrorReply(code=500, description=error))
             headers = {**error_headers(500, error), HDR_PLUGIN: self.name}
-        self.endpoint.record(time.perf_counter_ns() - t0, error)
+        elapsed = self.last_ns = time.perf_counter_ns() - t0
+        self.endpoint.record(elapsed, error)
+        if pulse.deadline and time.time() > pulse.deadline:
+            self.late += 1  # the arbiter will not count it
         if msg.reply:
             try:
                 await self._bus_publish(msg.reply, data, headers=headers)
             except VenomError as exc:
+                error = error or str(exc)
                 self.problems.report("reply not sent", self.name, msg.reply, str(exc))
+        if span is not None:
+            end_span(span, error)
 
     async def _publish(self, subject: str, data: bytes, headers: dict[str, str]) -> None:
         try:
@@ -162,10 +188,14 @@ class PluginHost:
         *,
         subjects: Subjects | None = None,
         codec: Codec | None = None,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         self.plugins = list(plugins)
         self.bus = bus
-        self.runners = [PluginRunner(p, bus, subjects=subjects, codec=codec) for p in plugins]
+        self.runners = [
+            PluginRunner(p, bus, subjects=subjects, codec=codec, tracer_provider=tracer_provider)
+            for p in plugins
+        ]
         self._stack = AsyncExitStack()
 
     async def __aenter__(self) -> Self:

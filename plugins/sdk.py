@@ -31,6 +31,7 @@ from types import TracebackType
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import msgspec
+from opentelemetry.trace import TracerProvider
 
 from venom.daemon.bus import Bus
 from venom.schemas import ROLES, Mesh, Message, PluginValidationError, Pulse, Reply, Role, Subjects
@@ -67,6 +68,9 @@ class PluginContext:
     #: like the ledger's JetStream consumer).
     bus: Bus | None = None
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("venom.plugin"))
+    #: The process's tracer provider (None: tracing off), for plugins that make
+    #: spans of their own, like the ledger's ``ledger append``.
+    tracer_provider: TracerProvider | None = None
 
 
 class Plugin(ABC, Generic[C]):

@@ -38,7 +38,13 @@ class LedgerPlugin(Plugin[LedgerConfig]):
         if not isinstance(bus, NatsBus):
             raise PluginError("the ledger needs a NATS server with JetStream (not the memory bus)")
         self.store = LedgerStore(self.context.state_dir)
-        self.writer = LedgerWriter(bus.nc, self.context.subjects, self.store, self.config)
+        self.writer = LedgerWriter(
+            bus.nc,
+            self.context.subjects,
+            self.store,
+            self.config,
+            tracer_provider=self.context.tracer_provider,
+        )
         log.info("ledger at %s: %d entries", self.context.state_dir, self.store.size)
         self._task = asyncio.get_running_loop().create_task(self.writer.run())
         self._task.add_done_callback(self._writer_done)

@@ -22,8 +22,10 @@ from nats.aio.client import Client
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
+from opentelemetry.trace import SpanKind, TracerProvider
 
 from venom.daemon.beatstream import ensure_stream
+from venom.daemon.tracing import SYSTEM, ConsumerTrace, end_span
 from venom.plugins.ledger.entry import GENESIS, canonical_record, make_entry, parse_entry
 from venom.plugins.ledger.store import LedgerStore
 from venom.schemas import BeatRecord, Codec, LedgerHead, SchemaError, Subjects
@@ -54,6 +56,7 @@ class LedgerWriter:
         store: LedgerStore,
         config: LedgerConfig,
         codec: Codec | None = None,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         self.nc = nc
         self.subjects = subjects
@@ -75,6 +78,20 @@ class LedgerWriter:
         self._since_checkpoint = 0
         self._last_checkpoint = time.monotonic()
         self._last_head = 0.0
+        # `ledger append`, a span of the beat's trace (SPEC 6, 7): the record
+        # comes with its beat's root span in `traceparent`.
+        self._trace = ConsumerTrace(
+            tracer_provider,
+            "ledger append",
+            {
+                **SYSTEM,
+                "messaging.destination.name": subjects.beat,
+                "messaging.operation.name": "process",
+                "messaging.operation.type": "process",
+                "messaging.consumer.group.name": config.durable,
+            },
+            kind=SpanKind.CONSUMER,
+        )
 
     def stop(self) -> None:
         """Finish what the stream holds, then return from :meth:`run`."""
@@ -154,7 +171,11 @@ class LedgerWriter:
             log.error("stream message %d is not a beat record, not appended: %s", seq, exc)
             self.last_seq = seq
             return False
+        span = self._trace.start(msg.headers, record.beat)
         index = self.store.append(make_entry(body, self.prev, seq))
+        if span is not None:
+            span.set_attribute("venom.ledger.index", index)
+            end_span(span)
         self.prev = self.store.tree.levels[0][index]
         self.last_seq, self.last_beat = seq, record.beat
         self.appended += 1

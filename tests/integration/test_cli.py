@@ -137,7 +137,16 @@ def test_status_tail_plugins_and_an_out_of_process_plugin(nats_url: str, tmp_pat
         assert plugins.returncode == 0, plugins.stderr
         rows = {r["name"]: r for r in json.loads(plugins.stdout)}
         assert set(rows) == {"regen-core", "balance-core", "entropy-core", "optimize-core"}
-        assert rows["optimize-core"]["requests"] > 0
+        opt = rows["optimize-core"]
+        assert opt["role"] == "core"
+        assert opt["instances"] == 1
+        assert opt["version"]
+        assert opt["pulses"] > 0
+        assert opt["errors"] == 0
+        assert 0 < opt["last_us"] < 1e6
+        assert 0 < opt["p50_us"] <= opt["p99_us"]
+        table = venom("plugins", *common)
+        assert table.stdout.splitlines()[0].split()[:4] == ["NAME", "ROLE", "VERSION", "INSTANCES"]
     finally:
         rc_daemon, err_daemon = stop(daemon)
         rc_plugin, err_plugin = stop(plugin)

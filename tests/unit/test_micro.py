@@ -2,43 +2,45 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import jsonschema
 import msgspec
 import pytest
 
+from tests.adr32 import REFERENCE, VERBS, check_adr32, data_path
 from tests.helpers import Echo, make_config
 from venom.daemon.arbiter import Arbiter
 from venom.daemon.memorybus import MemoryBus
 from venom.plugins.host import PluginHost
 
-pytestmark = pytest.mark.anyio
 
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "nats-micro-v1"
-SCHEMAS = (
-    {
-        verb: json.loads((REFERENCE / f"{verb.lower()}_response.json").read_text())
-        for verb in ("PING", "INFO", "STATS")
-    }
-    if REFERENCE.is_dir()
-    else {}
-)
+def test_format_checks_are_active() -> None:
+    # Without rfc3339-validator jsonschema skips "date-time" silently.
+    bad = {"type": "io.nats.micro.v1.stats_response", "name": "x", "id": "1"}
+    bad |= {"version": "1.0.0", "started": "yesterday", "endpoints": []}
+    with pytest.raises(jsonschema.ValidationError, match="date-time"):
+        check_adr32("STATS", bad)
+    with pytest.raises(jsonschema.ValidationError):
+        check_adr32("INFO", {"type": "io.nats.micro.v1.info_response", "name": "x"})
 
 
-@pytest.mark.skipif(not SCHEMAS, reason="shared/reference/nats-micro-v1 not beside the repo")
+@pytest.mark.skipif(not REFERENCE.is_dir(), reason="shared/reference not beside the repo")
+def test_vendored_schemas_equal_the_reference() -> None:
+    for verb in VERBS:
+        name = f"{verb.lower()}_response.json"
+        assert (data_path(name)).read_bytes() == (REFERENCE / name).read_bytes()
+
+
+@pytest.mark.anyio
 async def test_plugin_and_arbiter_answers_validate() -> None:
     bus = MemoryBus()
     async with PluginHost([Echo()], bus):
         arbiter = Arbiter(bus, make_config())
         await arbiter.service.start(bus)
-        for verb, schema in SCHEMAS.items():
+        for verb in VERBS:
             replies = await bus.request_many(f"$SRV.{verb}", b"", timeout=0.05)
             assert len(replies) == 2
             for reply in replies:
-                doc = msgspec.json.decode(reply.data)
-                jsonschema.validate(doc, schema, format_checker=jsonschema.FormatChecker())
+                check_adr32(verb, msgspec.json.decode(reply.data))
             names = {msgspec.json.decode(r.data)["name"] for r in replies}
             assert names == {"venom-echo", "venom-arbiter"}
         # Per name and per id.

@@ -1,0 +1,147 @@
+"""The arbiter's metrics (SPEC 7), on a meter provider passed in.
+
+Per beat: the beat duration (histogram), the decision (counter by action),
+vetoes (counter by guard), late and missing replies (counters by plugin).
+Read when scraped, from the arbiter's own state (no work per beat):
+missed ticks, ledger size and lag, the PID error, the period and the live
+plugin count. Attribute sets are built once per value and reused.
+
+In Prometheus (``[telemetry] prometheus = true``) they read as
+``venom_beat_duration_seconds_bucket``, ``venom_decisions_total{venom_decision=...}``,
+``venom_missed_ticks_total``, ``venom_ledger_size``, ``venom_pid_error`` ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
+
+from venom.schemas import Decision, GatherReport
+
+#: Bucket bounds of the beat duration, seconds: 0.25 ms ... 1 s.
+BEAT_BUCKETS = (
+    0.00025,
+    0.0005,
+    0.001,
+    0.002,
+    0.003,
+    0.004,
+    0.005,
+    0.0075,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+)
+
+Attrs = dict[str, str]
+
+
+class _Cached:
+    """``{key: value}`` attribute dicts, one per value, made once."""
+
+    __slots__ = ("_key", "_sets")
+
+    def __init__(self, key: str) -> None:
+        self._key = key
+        self._sets: dict[str, Attrs] = {}
+
+    def __call__(self, value: str) -> Attrs:
+        attrs = self._sets.get(value)
+        if attrs is None:
+            attrs = self._sets[value] = {self._key: value}
+        return attrs
+
+
+class Gauges:
+    """Where the observable instruments read from (the arbiter fills it in)."""
+
+    def __init__(self) -> None:
+        self.missed_ticks: Callable[[], int] = lambda: 0
+        self.ledger_size: Callable[[], float | None] = lambda: None
+        self.ledger_lag: Callable[[], float | None] = lambda: None
+        self.pid_error: Callable[[], float] = lambda: 0.0
+        self.period: Callable[[], float] = lambda: 0.0
+        self.live_plugins: Callable[[], int] = lambda: 0
+
+
+class BeatMetrics:
+    """Instruments of the beat loop on ``provider``'s meter ``venom``."""
+
+    def __init__(self, provider: MeterProvider, gauges: Gauges) -> None:
+        meter = provider.get_meter("venom", "0.1.0")
+        self.gauges = gauges
+        self._duration = meter.create_histogram(
+            "venom.beat.duration",
+            unit="s",
+            description="Time from the tick to the decision and record, per beat",
+            explicit_bucket_boundaries_advisory=BEAT_BUCKETS,
+        )
+        self._decisions = meter.create_counter("venom.decisions", description="Decisions by action")
+        self._vetoes = meter.create_counter("venom.vetoes", description="Vetoes by guard")
+        self._late = meter.create_counter(
+            "venom.replies.late", description="Replies that came after their beat closed"
+        )
+        self._missing = meter.create_counter(
+            "venom.replies.missing", description="Expected replies not in by the deadline"
+        )
+        self._action = _Cached("venom.decision")
+        self._guard = _Cached("venom.guard")
+        self._plugin = _Cached("venom.plugin")
+        meter.create_observable_counter(
+            "venom.missed_ticks",
+            [self._observe(lambda: gauges.missed_ticks())],
+            description="Ticks skipped because the previous beat overran",
+        )
+        meter.create_observable_gauge(
+            "venom.ledger.size",
+            [self._observe(gauges.ledger_size)],
+            description="Entries in the ledger (its last reply)",
+        )
+        meter.create_observable_gauge(
+            "venom.ledger.lag",
+            [self._observe(gauges.ledger_lag)],
+            description="Beats decided but not yet in the ledger",
+        )
+        meter.create_observable_gauge(
+            "venom.pid.error",
+            [self._observe(gauges.pid_error)],
+            unit="s",
+            description="PID error dT = T_obs - T_threshold of the last beat",
+        )
+        meter.create_observable_gauge(
+            "venom.period",
+            [self._observe(gauges.period)],
+            unit="s",
+            description="The beat period T_Lambda in force",
+        )
+        meter.create_observable_gauge(
+            "venom.plugins.live",
+            [self._observe(gauges.live_plugins)],
+            description="Plugins discovery sees",
+        )
+
+    @staticmethod
+    def _observe(
+        read: Callable[[], float | int | None],
+    ) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        def callback(options: CallbackOptions) -> Iterable[Observation]:
+            value = read()
+            return [] if value is None else [Observation(value)]
+
+        return callback
+
+    def beat(self, report: GatherReport, decision: Decision, duration: float) -> None:
+        """Count one finished beat."""
+        self._duration.record(duration)
+        self._decisions.add(1, self._action(decision.action))
+        for guard in decision.vetoes:
+            self._vetoes.add(1, self._guard(guard))
+        for name in report.missing:
+            self._missing.add(1, self._plugin(name))
+        for name, n in report.late.items():
+            self._late.add(n, self._plugin(name))
