@@ -52,6 +52,13 @@ class BeatStats:
         span = min(horizon, now - self.started)
         return n / span if span > 0 else 0.0
 
+    def mean_rate(self) -> float:
+        """Beats per second from the first to the last beat of the window (65,536 beats)."""
+        if len(self._stamps) < 2:
+            return 0.0
+        span = self._stamps[-1] - self._stamps[0]
+        return (len(self._stamps) - 1) / span if span > 0 else 0.0
+
     def percentile(self, q: float) -> float:
         """Beat-duration percentile ``q`` (0-100) over the window, seconds."""
         if not self.durations:

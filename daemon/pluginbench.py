@@ -99,6 +99,7 @@ async def bench_daemon(config: VenomConfig, beats: int) -> dict[str, Any]:
         "period_ms": round(arbiter.period * 1e3, 3),
         "k": arbiter.k,
         "P": arbiter.p,
+        "beats_per_s": round(stats.mean_rate(), 1),
         "missed_ticks": arbiter.scheduler.missed,
         "late_replies": stats.late,
         "missing_replies": stats.missing,
@@ -110,7 +111,8 @@ async def bench_daemon(config: VenomConfig, beats: int) -> dict[str, Any]:
 
 def format_daemon_results(r: dict[str, Any]) -> str:
     return (
-        f"{r['beats']} beats at T_Λ = {r['period_ms']} ms (k={r['k']}, P={r['P']}): "
+        f"{r['beats']} beats at T_Λ = {r['period_ms']} ms (k={r['k']}, P={r['P']}), "
+        f"{r['beats_per_s']} beats/s: "
         f"missed ticks {r['missed_ticks']}, late replies {r['late_replies']}, "
         f"missing {r['missing_replies']}, beat p50 {r['beat_p50_ms']} ms "
         f"p99 {r['beat_p99_ms']} ms (last 4,096 beats), {r['wall_s']} s in all"
