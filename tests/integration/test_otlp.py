@@ -1,0 +1,110 @@
+"""OTLP export across processes (SPEC 7): ``[telemetry] otlp_endpoint``.
+
+The daemon runs as ``venom run`` does, plugins in a worker process and the
+ledger in its own; every process sends its spans over OTLP/HTTP to a
+collector stand-in in this test that decodes the protobuf requests. The
+beat's trace is put together again from what the three processes sent.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+
+import msgspec
+import pytest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from tests.helpers import make_config
+from venom.daemon.runner import run_daemon
+from venom.daemon.settings import PluginsConfig, TelemetryConfig
+
+pytestmark = [pytest.mark.anyio, pytest.mark.integration, pytest.mark.slow]
+
+PLUGINS = ["optical-plant", "thermal", "regen-core", "balance-core", "ledger"]
+BEATS = 40
+
+
+class _Collector(BaseHTTPRequestHandler):
+    received: ClassVar[dict[str, list[bytes]]] = defaultdict(list)
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        type(self).received[self.path].append(body)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def collector() -> Iterator[str]:
+    _Collector.received = defaultdict(list)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Collector)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+async def test_spans_of_every_process_reach_the_collector(
+    nats_url: str, tmp_path: Path, collector: str
+) -> None:
+    cfg = make_config(
+        prefix="otlp", period=0.01, deadline=0.5, plugins=PluginsConfig(run=PLUGINS, processes=1)
+    )
+    cfg = msgspec.structs.replace(
+        cfg,
+        nats=msgspec.structs.replace(cfg.nats, url=nats_url),
+        telemetry=TelemetryConfig(otlp_endpoint=collector, sample_ratio=1.0),
+    )
+    arbiter = await run_daemon(cfg, tmp_path, beats=BEATS, live=False)
+    assert arbiter is not None
+    assert arbiter.beat == BEATS
+
+    # Every process flushed its spans on the way out (providers shut down last).
+    spans: list[tuple[str, str, Any]] = []  # (role, span name, span)
+    for body in _Collector.received["/v1/traces"]:
+        request = ExportTraceServiceRequest.FromString(body)
+        for rs in request.resource_spans:
+            attrs = {a.key: a.value.string_value for a in rs.resource.attributes}
+            assert attrs["service.name"] == "venom"
+            for ss in rs.scope_spans:
+                assert ss.scope.name == "venom"
+                spans += [(attrs["venom.role"], s.name, s) for s in ss.spans]
+    by_name: dict[tuple[str, str], int] = defaultdict(int)
+    for role, name, _ in spans:
+        by_name[(role, name)] += 1
+    assert by_name == {
+        ("arbiter", "beat"): BEATS,
+        ("arbiter", "send otlp.pulse"): BEATS,
+        # Four pulse plugins in the worker, the ledger answering in its own process.
+        ("plugin", "process otlp.pulse"): BEATS * len(PLUGINS),
+        ("plugin", "ledger append"): BEATS,
+    }
+    traces: dict[bytes, set[str]] = defaultdict(set)
+    for _, name, span in spans:
+        traces[span.trace_id].add(name)
+    assert len(traces) == BEATS
+    assert all(len(names) == 4 for names in traces.values())
+
+    # The arbiter's metrics went out too.
+    metrics = [
+        m.name
+        for body in _Collector.received["/v1/metrics"]
+        for rm in ExportMetricsServiceRequest.FromString(body).resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+    ]
+    assert {"venom.beat.duration", "venom.decisions", "venom.ledger.size"} <= set(metrics)
