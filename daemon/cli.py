@@ -92,6 +92,18 @@ def build_parser() -> argparse.ArgumentParser:
     _common_nats(prun)
     plist = psub.add_parser("list", parents=[common], help="installed plugins (entry points)")
     plist.add_argument("--json", action="store_true")
+    pnew = psub.add_parser("new", parents=[common], help="create a plugin package to start from")
+    pnew.add_argument("name", metavar="NAME", help="plugin name: lowercase letters, digits, dashes")
+    pnew.add_argument(
+        "--dir", type=Path, default=Path("."), metavar="D", help="write D/venom-NAME (default .)"
+    )
+    pnew.add_argument(
+        "--role",
+        choices=["guard", "estimator", "core", "model", "sensor"],
+        default="guard",
+        help="kind of plugin (default guard)",
+    )
+    pnew.add_argument("--force", action="store_true", help="overwrite an existing package")
 
     bench = sub.add_parser(
         "bench", parents=[common], help="measure the beat loop against raw nats-py"
@@ -244,6 +256,13 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 def cmd_plugin(args: argparse.Namespace) -> int:
     from venom.plugins.registry import available
 
+    if args.plugin_command == "new":
+        from venom.daemon.scaffold import scaffold_plugin
+
+        written = scaffold_plugin(args.name, directory=args.dir, role=args.role, force=args.force)
+        for path in written:
+            print(path)
+        return 0
     if args.plugin_command == "list":
         found = available()
         if args.json:
@@ -330,7 +349,22 @@ def _run_async(fn: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> 
     async def main() -> Any:
         return await fn(*args, **kwargs)
 
-    return anyio.run(main, backend="asyncio", backend_options=options)
+    try:
+        return anyio.run(main, backend="asyncio", backend_options=options)
+    except BaseExceptionGroup as group:
+        # A task group wraps what went wrong: report a venom error as the one line it is.
+        cause = _first_of(group, VenomError) or _first_of(group, OSError)
+        if cause is None:
+            raise
+        raise cause from None
+
+
+def _first_of(group: BaseExceptionGroup[Any], kind: type[BaseException]) -> BaseException | None:
+    """The first ``kind`` exception in ``group``, however deeply nested."""
+    found: BaseException | None = group.split(kind)[0]
+    while isinstance(found, BaseExceptionGroup):
+        found = found.exceptions[0]
+    return found
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {

@@ -32,7 +32,7 @@ from venom.daemon.settings import VenomConfig
 from venom.daemon.supervisor import PluginProcesses, split
 from venom.daemon.telemetry import Telemetry
 from venom.plugins.host import PluginHost
-from venom.plugins.registry import load_plugin_class
+from venom.plugins.registry import create_plugin, load_plugin_class
 from venom.plugins.sdk import Plugin, PluginContext
 from venom.schemas import Codec, ConfigError, Message, Subjects
 
@@ -73,7 +73,7 @@ def build_plugins(
             logger=logging.getLogger("venom.plugin"),
             tracer_provider=tracer_provider,
         )
-        plugins.append(cls(plugin_config, context))
+        plugins.append(create_plugin(cls, plugin_config, context))
     seen: set[str] = set()
     for p in plugins:
         if p.name in seen:

@@ -6,6 +6,7 @@ See ``docs/plugins.md`` for a walk-through.
 from venom.plugins.host import PluginHost, PluginRunner
 from venom.plugins.registry import GROUP, available, load_plugin_class
 from venom.plugins.sdk import NoConfig, Plugin, PluginContext, lookup, validate_plugin
+from venom.plugins.testing import PluginHarness
 from venom.schemas import (
     CoreReply,
     ErrorReply,
@@ -32,6 +33,7 @@ __all__ = [
     "Plugin",
     "PluginContext",
     "PluginError",
+    "PluginHarness",
     "PluginHost",
     "PluginRunner",
     "PluginValidationError",

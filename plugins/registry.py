@@ -10,8 +10,8 @@ import importlib
 from importlib.metadata import entry_points
 from typing import Any
 
-from venom.plugins.sdk import Plugin, validate_plugin
-from venom.schemas import PluginError, PluginValidationError
+from venom.plugins.sdk import Plugin, PluginContext, validate_plugin
+from venom.schemas import PluginError, PluginValidationError, VenomError
 
 GROUP = "venom.plugins"
 
@@ -48,3 +48,15 @@ def load_plugin_class(spec: str) -> type[Plugin[Any]]:
             spec, f"entry point name differs from the class's name {cls.name!r}"
         )
     return cls
+
+
+def create_plugin(cls: type[Plugin[Any]], config: Any, context: PluginContext) -> Plugin[Any]:
+    """An instance of ``cls``; a constructor that fails raises :class:`PluginError` naming it."""
+    try:
+        return cls(config, context)
+    except VenomError:
+        raise
+    except Exception as exc:
+        raise PluginError(
+            f"plugin {cls.name!r} cannot be created: {type(exc).__name__}: {exc}"
+        ) from exc
