@@ -119,7 +119,7 @@ def _json_or_text(data: bytes) -> Any:
 
 async def list_plugins(bus: Bus, subjects: Subjects, timeout: float = 0.5) -> list[dict[str, Any]]:
     """What discovery sees: one dict per plugin, with stats from ``$SRV.STATS``."""
-    disc = Discovery(prefix=subjects.prefix)
+    disc = Discovery(prefix=subjects.prefix, quiet=True)
     await disc.refresh(bus, timeout)
     stats = await bus.request_many("$SRV.STATS", b"", timeout=timeout)
     per_id: dict[str, dict[str, Any]] = {}

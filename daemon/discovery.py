@@ -48,8 +48,13 @@ class LivePlugin:
 class Discovery:
     """Tracks which plugins are live under one subject prefix."""
 
-    def __init__(self, *, prefix: str = "venom", forget_after: float = 3.0) -> None:
+    def __init__(
+        self, *, prefix: str = "venom", forget_after: float = 3.0, quiet: bool = False
+    ) -> None:
         self.prefix = prefix
+        # Joins and leaves are news for the arbiter's set; a client's or the
+        # supervisor's look at the bus logs them at debug.
+        self._log_change = log.debug if quiet else log.info
         self.forget_after = forget_after
         self.plugins: dict[str, LivePlugin] = {}
         self.arbiters = 0
@@ -82,7 +87,7 @@ class Discovery:
                 entry = self.plugins[name] = LivePlugin(name)
                 self._live = None
                 changed = True
-                log.info("plugin %s joined (by reply)", name)
+                self._log_change("plugin %s joined (by reply)", name)
             entry.last_seen = now
         return changed
 
@@ -116,10 +121,10 @@ class Discovery:
         for name, old in list(self.plugins.items()):
             if name not in seen and now - old.last_seen > self.forget_after:
                 del self.plugins[name]
-                log.info("plugin %s left", name)
+                self._log_change("plugin %s left", name)
         for name, entry in seen.items():
             if name not in self.plugins:
-                log.info(
+                self._log_change(
                     "plugin %s joined (%s, %d instance(s))", name, entry.role, len(entry.instances)
                 )
             self.plugins[name] = entry

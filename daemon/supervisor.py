@@ -120,7 +120,7 @@ class PluginProcesses:
     async def wait_ready(self, names: list[str]) -> None:
         """Wait until discovery sees every plugin in ``names`` (by class name or spec)."""
         wanted = {n.rsplit(":", 1)[-1] for n in names}
-        discovery = Discovery(prefix=self.prefix, forget_after=3600.0)
+        discovery = Discovery(prefix=self.prefix, forget_after=3600.0, quiet=True)
         missing = wanted
         with anyio.move_on_after(self.start_timeout):
             while True:
