@@ -42,6 +42,8 @@ SCOPE_VERSION = "0.1.0"
 SYSTEM = {"messaging.system": "nats"}
 
 _HEX = frozenset("0123456789abcdef")
+#: Last hex digit of a flags byte whose "sampled" bit (0x01) is clear.
+_UNSAMPLED = frozenset("02468ace")
 #: Ids of beats traced without a provider (W3C: random, not secret).
 _random = random.Random()
 
@@ -84,7 +86,11 @@ def remote_parent(headers: Mapping[str, str] | None) -> Context | None:
     """
     if not headers:
         return None
-    parent = parse_traceparent(headers.get(HDR_TRACEPARENT))
+    value = headers.get(HDR_TRACEPARENT)
+    # Most beats are not sampled: the flags (always at 53:55) say so before any parsing.
+    if not value or value[54:55] in _UNSAMPLED:
+        return None
+    parent = parse_traceparent(value)
     if parent is None or not parent.trace_flags.sampled:
         return None
     return trace.set_span_in_context(NonRecordingSpan(parent))

@@ -1,8 +1,8 @@
 """What tracing costs the beat: ``venom bench daemon`` with tracing off and on.
 
 Runs the default plugin set as ``venom run`` does (embedded server, worker
-processes, ledger) three ways — tracing off, on with 10 % of beats sampled,
-on with every beat sampled — each twice, interleaved: once at T_Λ (missed
+processes, ledger) with tracing off, and on with 1 %, 10 % and 100 % of
+beats sampled, interleaved over the rounds; each once at T_Λ (missed
 ticks, beat p50/p99) and once back-to-back (``period = 0``: beats per
 second, which is where extra CPU per beat shows). Spans go over OTLP/HTTP to
 a sink in this process that reads and counts each request and answers 200,
@@ -61,7 +61,12 @@ def main() -> None:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     endpoint = f"http://127.0.0.1:{server.server_port}"
-    modes: dict[str, float | None] = {"off": None, "on 10%": 0.1, "on 100%": 1.0}
+    modes: dict[str, float | None] = {
+        "off": None,
+        "on 1%": 0.01,
+        "on 10%": 0.1,
+        "on 100%": 1.0,
+    }
     rows: list[dict[str, Any]] = []
     for round_ in range(args.rounds):
         for label, ratio in modes.items():
