@@ -8,39 +8,21 @@ second, which is where extra CPU per beat shows). Spans go over OTLP/HTTP to
 a sink in this process that reads and counts each request and answers 200,
 so export, serialisation and the HTTP round trip are all paid for.
 
-    .venv/bin/python tests/bench/bench_tracing.py [--beats 4000] [--rounds 2]
+    .venv/bin/python -m tests.bench.bench_tracing [--beats 4000] [--rounds 2]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import anyio
 import msgspec
 
+from tests.otlp_sink import OtlpSink
 from venom.daemon.pluginbench import bench_daemon
 from venom.daemon.settings import TelemetryConfig, VenomConfig
-
-
-class _Sink(BaseHTTPRequestHandler):
-    requests = 0
-    bytes = 0
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        type(self).requests += 1
-        type(self).bytes += len(body)
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
 
 def _config(endpoint: str, ratio: float | None, period: float | None) -> VenomConfig:
@@ -58,9 +40,12 @@ def main() -> None:
     parser.add_argument("--beats", type=int, default=4000)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    endpoint = f"http://127.0.0.1:{server.server_port}"
+    with OtlpSink() as sink:
+        rows = _measure(sink, args.beats, args.rounds)
+    _print(rows)
+
+
+def _measure(sink: OtlpSink, beats: int, rounds: int) -> list[dict[str, Any]]:
     modes: dict[str, float | None] = {
         "off": None,
         "on 1%": 0.01,
@@ -68,11 +53,11 @@ def main() -> None:
         "on 100%": 1.0,
     }
     rows: list[dict[str, Any]] = []
-    for round_ in range(args.rounds):
+    for round_ in range(rounds):
         for label, ratio in modes.items():
-            before = _Sink.bytes
-            tl = anyio.run(bench_daemon, _config(endpoint, ratio, None), args.beats)
-            b2b = anyio.run(bench_daemon, _config(endpoint, ratio, 0.0), args.beats // 2)
+            before = sink.bytes
+            tl = anyio.run(bench_daemon, _config(sink.url, ratio, None), beats)
+            b2b = anyio.run(bench_daemon, _config(sink.url, ratio, 0.0), beats // 2)
             row = {
                 "round": round_ + 1,
                 "tracing": label,
@@ -82,11 +67,14 @@ def main() -> None:
                 "beat_p99_ms": tl["beat_p99_ms"],
                 "b2b_beats_per_s": b2b["beats_per_s"],
                 "b2b_p50_ms": b2b["beat_p50_ms"],
-                "otlp_kib": round((_Sink.bytes - before) / 1024),
+                "otlp_kib": round((sink.bytes - before) / 1024),
             }
             rows.append(row)
             print(json.dumps(row), flush=True)
-    server.shutdown()
+    return rows
+
+
+def _print(rows: list[dict[str, Any]]) -> None:
     print(
         f"\n{'tracing':<9} {'missed':>7} {'late':>6} {'p50 ms':>7} {'p99 ms':>7} "
         f"{'b2b/s':>7} {'b2b p50':>8} {'OTLP KiB':>9}"

@@ -8,12 +8,10 @@ beat's trace is put together again from what the three processes sent.
 
 from __future__ import annotations
 
-import threading
 from collections import defaultdict
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import msgspec
 import pytest
@@ -23,6 +21,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from tests.helpers import make_config
+from tests.otlp_sink import OtlpSink
 from venom.daemon.runner import run_daemon
 from venom.daemon.settings import PluginsConfig, TelemetryConfig
 
@@ -32,34 +31,14 @@ PLUGINS = ["optical-plant", "thermal", "regen-core", "balance-core", "ledger"]
 BEATS = 40
 
 
-class _Collector(BaseHTTPRequestHandler):
-    received: ClassVar[dict[str, list[bytes]]] = defaultdict(list)
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        type(self).received[self.path].append(body)
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
-def collector() -> Iterator[str]:
-    _Collector.received = defaultdict(list)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Collector)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
+def collector() -> Iterator[OtlpSink]:
+    with OtlpSink() as sink:
+        yield sink
 
 
 async def test_spans_of_every_process_reach_the_collector(
-    nats_url: str, tmp_path: Path, collector: str
+    nats_url: str, tmp_path: Path, collector: OtlpSink
 ) -> None:
     cfg = make_config(
         prefix="otlp", period=0.01, deadline=0.5, plugins=PluginsConfig(run=PLUGINS, processes=1)
@@ -67,7 +46,7 @@ async def test_spans_of_every_process_reach_the_collector(
     cfg = msgspec.structs.replace(
         cfg,
         nats=msgspec.structs.replace(cfg.nats, url=nats_url),
-        telemetry=TelemetryConfig(otlp_endpoint=collector, sample_ratio=1.0),
+        telemetry=TelemetryConfig(otlp_endpoint=collector.url, sample_ratio=1.0),
     )
     arbiter = await run_daemon(cfg, tmp_path, beats=BEATS, live=False)
     assert arbiter is not None
@@ -75,7 +54,7 @@ async def test_spans_of_every_process_reach_the_collector(
 
     # Every process flushed its spans on the way out (providers shut down last).
     spans: list[tuple[str, str, Any]] = []  # (role, span name, span)
-    for body in _Collector.received["/v1/traces"]:
+    for body in collector.received["/v1/traces"]:
         request = ExportTraceServiceRequest.FromString(body)
         for rs in request.resource_spans:
             attrs = {a.key: a.value.string_value for a in rs.resource.attributes}
@@ -102,7 +81,7 @@ async def test_spans_of_every_process_reach_the_collector(
     # The arbiter's metrics went out too.
     metrics = [
         m.name
-        for body in _Collector.received["/v1/metrics"]
+        for body in collector.received["/v1/metrics"]
         for rm in ExportMetricsServiceRequest.FromString(body).resource_metrics
         for sm in rm.scope_metrics
         for m in sm.metrics
