@@ -63,6 +63,10 @@ RecordSink = Callable[[BeatRecord], Awaitable[None]]
 _MASK64 = (1 << 64) - 1
 
 
+def _nothing() -> None:
+    return None
+
+
 def beat_seed(run_seed: int, beat: int) -> int:
     """The seed of ``beat`` (SplitMix64 of run seed and beat; SPEC 8)."""
     z = (run_seed * 0x9E3779B97F4A7C15 + beat + 1) & _MASK64
@@ -101,6 +105,12 @@ class Arbiter:
         self.paused = False
         self.ready = False
         self.last_decision: Decision | None = None
+        #: Why beats are held ("" when they are not): the connection or the beat stream.
+        self.holding = ""
+        #: Asked before each beat: a reason to hold beats ("" to go on).
+        self.hold: Callable[[], str] | None = None
+        #: Called every turn of the beat loop (watchdog, liveness).
+        self.on_turn: Callable[[], None] = _nothing
         self.last_pid = PidState()
         self.period = self._compute_period()
         self.scheduler = Scheduler(self.period)
@@ -194,6 +204,43 @@ class Arbiter:
                 await self.inputs.stop()
                 await self.gather.stop()
 
+    async def _idle(self, seconds: float) -> None:
+        """Wait for a resume or a stop, ``seconds`` at most (the loop keeps turning)."""
+        self._wake = anyio.Event()
+        with anyio.move_on_after(seconds):
+            await self._wake.wait()
+
+    def _hold_reason(self) -> str:
+        """Why no beat may be issued now ("" when one may)."""
+        if not self.bus.connected:
+            return "NATS connection lost"
+        return self.hold() if self.hold is not None else ""
+
+    def _change_hold(self, reason: str) -> None:
+        if reason:
+            log.warning("holding beats after beat %d: %s", self.beat, reason)
+        else:
+            log.info("resuming beats at beat %d (held: %s)", self.beat + 1, self.holding)
+            # Plugins were not heard while we were cut off: give them time to come back.
+            self.discovery.touch()
+        self.holding = reason
+
+    def apply_config(self, config: VenomConfig) -> None:
+        """Take the live keys of ``config`` (see :mod:`venom.daemon.reload`) from the next beat."""
+        self.config = config
+        self.genome.config = config.genome
+        self._required = frozenset(config.plugins.required_guards)
+
+    def readiness(self) -> tuple[bool, str]:
+        """(ready, why not): running, first beat closed, not holding beats."""
+        if not self.ready:
+            return False, "starting" if not self._stopping else "stopping"
+        if self.holding:
+            return False, self.holding
+        if self.beat == 0:
+            return False, "no beat closed yet"
+        return True, ""
+
     def stop(self) -> None:
         """Finish the current beat, then return from :meth:`run`."""
         self._stopping = True
@@ -209,6 +256,8 @@ class Arbiter:
 
     async def refresh_plugins(self, timeout: float | None = None) -> None:
         """Ask the bus who is live and follow T_Λ."""
+        if not self.bus.connected:
+            return  # silence now says nothing about the plugins
         try:
             await self.discovery.refresh(self.bus, timeout or self.config.beat.discovery_timeout)
         except VenomError as exc:
@@ -233,6 +282,10 @@ class Arbiter:
             await anyio.sleep(self.config.beat.discovery_interval)
             await self.refresh_plugins()
 
+    def is_paused(self) -> bool:
+        """Whether beats are paused (a method: a control request changes it while we wait)."""
+        return self.paused
+
     def stopping(self) -> bool:
         """Whether :meth:`stop` was called (a method: it changes under our feet)."""
         return self._stopping
@@ -243,11 +296,21 @@ class Arbiter:
         gc.collect()
         gc.freeze()
         self.scheduler.restart()
+        on_turn = self.on_turn
         while not self.stopping() and not (max_beats and self.beat >= max_beats):
+            on_turn()
             if self.paused:
-                self._wake = anyio.Event()
-                await self._wake.wait()
-                self.scheduler.restart()
+                await self._idle(1.0)
+                if not self.is_paused():  # resumed while we waited
+                    self.scheduler.restart()
+                continue
+            holding = self._hold_reason()
+            if holding != self.holding:
+                self._change_hold(holding)
+                if not holding:
+                    self.scheduler.restart()
+            if holding:
+                await self._idle(0.05)
                 continue
             # A tick that comes with less than half the gather time left is missed.
             tick = await self.scheduler.wait(max_lateness=0.5 * self.deadline())

@@ -1,20 +1,23 @@
 """The JetStream stream of beat records (SPEC 5.1, 6): ``VENOM_BEATS`` on ``<prefix>.beat``.
 
 The arbiter publishes every BeatRecord with ``Nats-Msg-Id`` set to the
-beat's id (``<run id>.<beat>``), so a retried publish is stored once; the
-ledger consumes the stream with a durable consumer and explicit acks.
-Publishing does not wait for the stream's ack inside the beat: failures are
-counted and logged, and the next issue (service lifecycle) pauses the beat
-when the stream cannot be reached.
+beat's id (``<run id>.<beat>``), so a retried publish is stored once, and
+with the previous record's id as ``Nats-Expected-Last-Msg-Id``, so records
+are stored in beat order or not at all; :class:`BeatPublisher` sends again
+what the stream has not acked. The ledger consumes the stream with a
+durable consumer and explicit acks.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import secrets
+import time
 from typing import Any
 
+import anyio
 from nats.js import JetStreamContext
 from nats.js.api import StorageType, StreamConfig
 from nats.js.errors import Error as JsError
@@ -35,6 +38,7 @@ def stream_name(subjects: Subjects) -> str:
 
 
 HDR_MSG_ID = "Nats-Msg-Id"
+HDR_EXPECTED_LAST_ID = "Nats-Expected-Last-Msg-Id"
 
 
 async def ensure_stream(js: JetStreamContext, subjects: Subjects, *, replicas: int = 1) -> str:
@@ -58,55 +62,171 @@ async def ensure_stream(js: JetStreamContext, subjects: Subjects, *, replicas: i
     return name
 
 
-class BeatPublisher:
-    """Publishes beat records into the stream without blocking the beat."""
+class _Pending:
+    """One record on its way into the stream."""
 
-    def __init__(self, bus: NatsBus, subjects: Subjects, codec: Codec) -> None:
+    __slots__ = ("beat", "data", "future", "headers", "sent")
+
+    def __init__(self, beat: int, data: bytes, headers: dict[str, str]) -> None:
+        self.beat = beat
+        self.data = data
+        self.headers = headers
+        self.future: asyncio.Future[Any] | None = None
+        self.sent = 0.0
+
+
+class BeatPublisher:
+    """Puts every beat record into the stream, once, in beat order, without blocking the beat.
+
+    Records are published without waiting (``publish_async``) and kept until
+    the stream acks them. Each carries ``Nats-Msg-Id`` (a retry is stored
+    once) and ``Nats-Expected-Last-Msg-Id`` = the previous record's id, so
+    the stream refuses a record whose predecessor went missing (say, in the
+    socket when the connection dropped) instead of storing beats out of
+    order. When an ack fails or does not come within ``ack_timeout``,
+    :meth:`run` sends every unacked record again, in order, one ack at a
+    time. :meth:`hold_reason` tells the arbiter to hold beats while records
+    pile up (``max_backlog``), so no beat is issued that cannot reach the
+    stream.
+    """
+
+    def __init__(
+        self,
+        bus: NatsBus,
+        subjects: Subjects,
+        codec: Codec,
+        *,
+        ack_timeout: float = 2.0,
+        max_backlog: int = 1000,
+    ) -> None:
+        self.bus = bus
         self.js = bus.nc.jetstream()
         self.subjects = subjects
         self.codec = codec
+        self.ack_timeout = ack_timeout
+        self.max_backlog = max_backlog
         self.run_id = secrets.token_hex(6)
         self.stream = stream_name(subjects)
         self.published = 0
         self.failed = 0
+        self.resent = 0
         #: The arbiter's beat trace: each record carries its beat's root span in
         #: ``traceparent``, so the ledger's append joins the beat's trace.
         self.trace: BeatTrace | None = None
+        self._pending: dict[int, _Pending] = {}  # unacked, in beat order
+        self._last_id = ""
+        self._resending = False
+        self._trouble = anyio.Event()
+        self._acks = anyio.Event()
+
+    @property
+    def backlog(self) -> int:
+        """Records not acked by the stream yet."""
+        return len(self._pending)
+
+    def hold_reason(self) -> str:
+        """Why the arbiter should hold beats ("" when it need not)."""
+        if len(self._pending) >= self.max_backlog:
+            return f"{len(self._pending)} beat records not stored in {self.stream} yet"
+        return ""
 
     async def start(self) -> None:
         self.stream = await ensure_stream(self.js, self.subjects)
 
     async def __call__(self, record: BeatRecord) -> None:
-        headers = {HDR_MSG_ID: f"{self.run_id}.{record.beat}"}
+        msg_id = f"{self.run_id}.{record.beat}"
+        headers = {HDR_MSG_ID: msg_id}
+        if self._last_id:
+            headers[HDR_EXPECTED_LAST_ID] = self._last_id
+        self._last_id = msg_id
         if self.trace is not None and self.trace.trace_id == record.trace_id:
             headers[HDR_TRACEPARENT] = self.trace.root_traceparent
+        entry = self._pending[record.beat] = _Pending(
+            record.beat, self.codec.encode(record), headers
+        )
+        if not self._resending:  # else the resend loop sends it, in order
+            await self._send(entry)
+
+    async def _send(self, entry: _Pending) -> None:
+        entry.sent = time.monotonic()
         try:
-            future = await self.js.publish_async(
-                self.subjects.beat, self.codec.encode(record), headers=headers
+            entry.future = await self.js.publish_async(
+                self.subjects.beat, entry.data, headers=entry.headers
             )
         except Exception as exc:
-            self._failed(record.beat, exc)
+            self._failed(entry, exc)
             return
-        future.add_done_callback(functools.partial(self._acked, beat=record.beat))
+        entry.future.add_done_callback(functools.partial(self._acked, entry))
 
-    def _acked(self, future: Any, *, beat: int) -> None:
+    def _acked(self, entry: _Pending, future: asyncio.Future[Any]) -> None:
         if future.cancelled():
-            self._failed(beat, RuntimeError("cancelled"))
-        elif future.exception() is not None:
-            self._failed(beat, future.exception())
-        else:
+            return  # superseded by a resend
+        exc = future.exception()
+        if exc is not None:
+            self._failed(entry, exc)
+        elif self._pending.get(entry.beat) is entry:
+            del self._pending[entry.beat]
             self.published += 1
+            self._acks.set()
 
-    def _failed(self, beat: int, exc: BaseException) -> None:
+    def _failed(self, entry: _Pending, exc: BaseException) -> None:
         self.failed += 1
         if self.failed == 1 or self.failed % 1000 == 0:
             log.warning(
-                "beat %d not stored in %s (%d so far): %s", beat, self.stream, self.failed, exc
+                "beat %d not stored in %s yet (%d failed attempts): %s; sending again",
+                entry.beat,
+                self.stream,
+                self.failed,
+                exc or type(exc).__name__,
             )
+        self._trouble.set()
 
-    async def flush(self, timeout: float = 5.0) -> None:
-        """Wait for the acks of everything published."""
+    async def run(self) -> None:
+        """Send unacked records again when an ack failed or is overdue (a background task)."""
+        while True:
+            with anyio.move_on_after(self.ack_timeout / 4):
+                await self._trouble.wait()
+            if not self._pending or not self.bus.connected:
+                continue
+            oldest = next(iter(self._pending.values()))
+            overdue = time.monotonic() - oldest.sent > self.ack_timeout
+            if self._trouble.is_set() or overdue:
+                self._trouble = anyio.Event()
+                await self._resend()
+
+    async def _resend(self) -> None:
+        """Every unacked record again, in beat order, each acked before the next."""
+        self._resending = True
         try:
-            await self.js.publish_async_completed()
-        except Exception as exc:
-            log.warning("waiting for beat stream acks failed: %s", exc)
+            while self._pending and self.bus.connected:
+                entry = next(iter(self._pending.values()))
+                if entry.future is not None and not entry.future.done():
+                    entry.future.cancel()
+                self.resent += 1
+                await self._send(entry)
+                if entry.future is None:
+                    return
+                with anyio.move_on_after(self.ack_timeout):
+                    await asyncio.wait({entry.future})
+                if self._pending.get(entry.beat) is entry:
+                    return  # not acked: the next round tries again
+            if not self._pending:
+                log.info("beat stream caught up: %d records sent again", self.resent)
+        finally:
+            self._resending = False
+
+    async def flush(self, timeout: float = 10.0) -> None:
+        """Wait (``timeout`` at most) until the stream has acked every record."""
+        with anyio.move_on_after(timeout):
+            while self._pending:
+                self._acks = anyio.Event()
+                await self._acks.wait()
+        if self._pending:
+            first = next(iter(self._pending))
+            log.error(
+                "%d beat records (from beat %d) not stored in %s after %.0f s",
+                len(self._pending),
+                first,
+                self.stream,
+                timeout,
+            )

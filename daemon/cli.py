@@ -204,7 +204,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         overrides["run.scenario"] = args.scenario
     config = _load(args, overrides)
     state_dir = _state_dir(args, config)
-    _run_async(run_daemon, config, state_dir, live=False if args.no_live else None)
+    live = False if args.no_live else None
+    # SIGHUP reads the same file, environment and flags again.
+    _run_async(run_daemon, config, state_dir, live=live, reload=lambda: _load(args, overrides))
     return 0
 
 

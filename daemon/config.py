@@ -302,6 +302,10 @@ _DOCS = {
     "telemetry.prometheus": "serve /metrics (the arbiter's process)",
     "telemetry.prometheus_host": "keep on loopback unless a scraper elsewhere needs it",
     "telemetry.prometheus_port": "0: a free port",
+    "health.enabled": "serve /livez, /readyz, /status over HTTP",
+    "health.host": "0.0.0.0 in a pod, for the kubelet's probes",
+    "health.port": "0: a free port",
+    "health.stall_after": "seconds without a beat-loop turn before /livez fails",
 }
 _UNSET_EXAMPLES = {"beat.period": "0.01", "beat.deadline": "0.005"}
 

@@ -77,6 +77,12 @@ class Discovery:
         """Live nodes: plugin instances plus this arbiter."""
         return sum(max(1, len(p.instances)) for p in self.plugins.values()) + 1
 
+    def touch(self) -> None:
+        """Count every known plugin as seen now (after an outage nobody could be heard)."""
+        now = self._clock()
+        for entry in self.plugins.values():
+            entry.last_seen = now
+
     def heard_from(self, names: Iterable[str]) -> bool:
         """Mark plugins that replied as live; True if the set changed."""
         now = self._clock()

@@ -16,6 +16,7 @@ from nats.aio.client import Client
 from nats.errors import Error as NatsError
 
 from venom.daemon.bus import Bus, Handler, StateCallback
+from venom.daemon.ratelog import ProblemLog
 from venom.schemas import BusError
 
 log = logging.getLogger("venom.bus")
@@ -64,9 +65,14 @@ class NatsBus(Bus):
 
         errors: list[str] = []
 
+        problems = ProblemLog(log, interval=10.0)
+
         async def on_error(exc: Exception) -> None:
-            errors.append(str(exc) or type(exc).__name__)
-            log.warning("nats error: %s", exc)
+            text = str(exc) or type(exc).__name__
+            errors[:] = [text]  # the last one, for a failed first connect
+            # The same error repeats at beat rate in a burst (say, the stream refusing
+            # records whose predecessor is being sent again): once, then a count.
+            problems.report("nats error", type(exc).__name__, name, text)
 
         async def on_disconnect() -> None:
             if bus is not None and bus.closing:

@@ -1,145 +1,51 @@
-"""``venom run`` and ``venom plugin run``: processes around the arbiter.
+"""``venom run``: the daemon around the arbiter.
 
 :func:`run_daemon` starts the embedded nats-server when no URL is configured
 (SPEC 5.2), connects the arbiter, hosts the configured plugins in-process on
 their own NATS connection, or in supervised child processes
-(``plugins.processes``; they talk over the real server either way), runs
-the beat loop and shuts down in order on
-SIGINT/SIGTERM: finish the beat, stop the plugins, drain both connections,
-stop the server.
+(``plugins.processes``; they talk over the real server either way), and runs
+the beat loop. It behaves as a service (SPEC 5.4): ``READY=1`` to systemd
+once the first beat closed, ``STATUS=`` lines and ``WATCHDOG=1`` from the
+beat loop, the health endpoint, beats held while NATS or the beat stream
+cannot be reached, SIGHUP reloads what can change live, and SIGINT/SIGTERM
+stop in order: finish the beat, let the ledger store every record, stop the
+plugins, drain the connections, shut down telemetry, stop the server.
 """
 
 from __future__ import annotations
 
-import gc
 import logging
-import os
-import signal
 import sys
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Any
 
 import anyio
-from opentelemetry.trace import TracerProvider
 
 from venom.daemon.arbiter import Arbiter
 from venom.daemon.beatstream import BeatPublisher
-from venom.daemon.bus import Bus
 from venom.daemon.embedded import EmbeddedServer
-from venom.daemon.natsbus import NatsBus
+from venom.daemon.health import HealthServer
+from venom.daemon.hosting import (
+    build_plugins,
+    connect,
+    place_plugins,
+    run_plugins,
+    watch_signals,
+)
+from venom.daemon.reload import reload_config
+from venom.daemon.service import ServiceState
 from venom.daemon.settings import VenomConfig
-from venom.daemon.supervisor import PluginProcesses, split
+from venom.daemon.supervisor import PluginProcesses
 from venom.daemon.telemetry import Telemetry
 from venom.plugins.host import PluginHost
-from venom.plugins.registry import create_plugin, load_plugin_class
-from venom.plugins.sdk import Plugin, PluginContext
-from venom.schemas import Codec, ConfigError, Message, Subjects
+from venom.schemas import Codec, Subjects
+
+__all__ = ["URL_FILE", "build_plugins", "place_plugins", "run_daemon", "run_plugins"]
 
 log = logging.getLogger("venom.run")
 
 URL_FILE = "nats.url"
-
-
-def build_plugins(
-    names: list[str],
-    config: VenomConfig,
-    bus: Bus,
-    state_dir: Path,
-    codec: Codec,
-    tracer_provider: TracerProvider | None = None,
-) -> list[Plugin[Any]]:
-    """Load, validate and configure the plugins named in ``names``."""
-    subjects = Subjects(config.nats.prefix)
-    plugins: list[Plugin[Any]] = []
-
-    async def publish(subject: str, message: Message) -> None:
-        await bus.publish(subject, codec.encode(message))
-
-    for spec in names:
-        cls = load_plugin_class(spec)
-        settings = dict(
-            config.plugins.settings.get(cls.name) or config.plugins.settings.get(spec) or {}
-        )
-        # --scenario / run.scenario reaches every plugin that has a scenario setting.
-        if config.run.scenario and "scenario" in cls.config_type.__struct_fields__:
-            settings.setdefault("scenario", config.run.scenario)
-        plugin_config = cls.decode_config(settings)
-        context = PluginContext(
-            state_dir=state_dir / "plugins" / cls.name,
-            subjects=subjects,
-            publish=publish,
-            bus=bus,
-            logger=logging.getLogger("venom.plugin"),
-            tracer_provider=tracer_provider,
-        )
-        plugins.append(create_plugin(cls, plugin_config, context))
-    seen: set[str] = set()
-    for p in plugins:
-        if p.name in seen:
-            raise ConfigError(f"plugin {p.name!r} listed twice", key="plugins.run")
-        seen.add(p.name)
-    return plugins
-
-
-def place_plugins(config: VenomConfig) -> tuple[list[str], list[list[str]]]:
-    """(hosted in the daemon, groups hosted in plugin processes) from ``plugins.run``.
-
-    With ``plugins.processes = N >= 1`` the pulse-answering plugins are split
-    in N processes and each ledger-role plugin gets a process of its own
-    (it drains the stream on SIGTERM, which the daemon sends after its last
-    record is stored); with 0 every plugin runs in the daemon. Every name is
-    checked here, before any process starts.
-    """
-    if config.plugins.processes == 0:
-        for spec in config.plugins.run:
-            load_plugin_class(spec)
-        return list(config.plugins.run), []
-    pulse: list[str] = []
-    ledgers: list[list[str]] = []
-    for spec in config.plugins.run:
-        if load_plugin_class(spec).role == "ledger":
-            ledgers.append([spec])
-        else:
-            pulse.append(spec)
-    groups = split(pulse, config.plugins.processes) if pulse else []
-    return [], groups + ledgers
-
-
-async def connect(config: VenomConfig, url: str, name: str) -> NatsBus:
-    """Connect to NATS with the credentials in ``config.nats``."""
-    options: dict[str, Any] = {}
-    if config.nats.user:
-        options["user"] = config.nats.user
-        options["password"] = config.nats.password
-    if config.nats.token:
-        options["token"] = config.nats.token
-    if config.nats.credentials:
-        options["user_credentials"] = config.nats.credentials
-    return await NatsBus.connect(
-        url, name=name, connect_timeout=config.nats.connect_timeout, options=options
-    )
-
-
-async def _watch_signals(on_stop: Any, scope: anyio.CancelScope) -> None:
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        count = 0
-        async for signum in signals:
-            count += 1
-            if count == 1:
-                log.info("%s: finishing the current beat and stopping", signal.Signals(signum).name)
-                on_stop()
-            else:
-                log.warning("second signal: stopping now")
-                scope.cancel()
-
-
-async def _watch_parent(parent: int, on_stop: Any) -> None:
-    """Stop when the daemon that started this process is gone (even by kill -9)."""
-    while os.getppid() == parent:  # noqa: ASYNC110 - no event tells us; poll
-        await anyio.sleep(0.5)
-    log.warning("parent process %d is gone: stopping", parent)
-    on_stop()
 
 
 async def _live_line(arbiter: Arbiter, interval: float) -> None:
@@ -161,40 +67,100 @@ async def run_daemon(
     beats: int = 0,
     live: bool | None = None,
     telemetry: Telemetry | None = None,
+    reload: Callable[[], VenomConfig] | None = None,
 ) -> Arbiter | None:
     """Run the daemon until a signal (or ``beats`` beats); return the arbiter.
 
     A signal during start-up (server, plugin processes) undoes what was
     started and returns None; after it, the first signal finishes the beat
-    and stops in order, a second one stops at once. ``telemetry`` (tests)
-    replaces the providers ``[telemetry]`` asks for; the caller shuts it down.
+    and stops in order, a second one stops at once. SIGHUP calls ``reload``
+    (loads the config again) and applies the live keys. ``telemetry``
+    (tests) replaces the providers ``[telemetry]`` asks for; the caller
+    shuts it down.
     """
     live = config.run.live if live is None else live
-    daemon = _Daemon(config, state_dir, telemetry)
+    daemon = _Daemon(config, state_dir, telemetry, reload)
     async with anyio.create_task_group() as tg:
-        tg.start_soon(_watch_signals, daemon.on_signal, tg.cancel_scope)
-        with daemon.startup:
-            await daemon.run(beats, live)
+        tg.start_soon(watch_signals, daemon.on_signal, tg.cancel_scope, daemon.on_reload)
+        tg.start_soon(daemon.state.starting)
+        try:
+            with daemon.startup:
+                await daemon.run(beats, live)
+        finally:
+            daemon.state.notifier.close()
         tg.cancel_scope.cancel()
     return daemon.arbiter
 
 
 class _Daemon:
-    """What ``run_daemon`` starts, in order, and the signal that stops it."""
+    """What ``run_daemon`` starts, in order, and the signals that stop or reload it."""
 
-    def __init__(self, config: VenomConfig, state_dir: Path, telemetry: Telemetry | None) -> None:
+    def __init__(
+        self,
+        config: VenomConfig,
+        state_dir: Path,
+        telemetry: Telemetry | None,
+        reload: Callable[[], VenomConfig] | None,
+    ) -> None:
         self.config = config
         self.state_dir = state_dir
         self.telemetry = telemetry
+        self.reload = reload
         self.arbiter: Arbiter | None = None
         self.startup = anyio.CancelScope()
+        self.state = ServiceState(role="arbiter", stall_after=config.health.stall_after)
+        self.state.readiness = self._readiness
+        self.state.describe = self._describe
+        self.state.details = self._details
 
     def on_signal(self) -> None:
+        self.state.stop()
         if self.arbiter is not None:
             self.arbiter.stop()
         else:
             log.info("stopping during start-up")
             self.startup.cancel()
+
+    def on_reload(self) -> None:
+        if self.reload is None:
+            log.warning("SIGHUP: this daemon was not started from a config it can read again")
+            return
+        self.state.reloading()
+        self.config, applied = reload_config(self.config, self.reload)
+        if applied and self.arbiter is not None:
+            self.arbiter.apply_config(self.config)
+            if "run.log_level" in applied:
+                logging.getLogger().setLevel(self.config.run.log_level.upper())
+            log.info("%d change(s) apply from beat %d", len(applied), self.arbiter.beat + 1)
+        self.state.reloaded()
+
+    def _readiness(self) -> tuple[bool, str]:
+        if self.arbiter is None:
+            return False, "starting"
+        return self.arbiter.readiness()
+
+    def _describe(self) -> str:
+        a = self.arbiter
+        if a is None:
+            return "starting"
+        last = a.last_decision.action if a.last_decision else "-"
+        paused = " | paused" if a.paused else ""
+        return (
+            f"beat {a.beat} | {a.stats.rate():.0f}/s | last {last} | "
+            f"missed ticks {a.scheduler.missed}{paused}"
+        )
+
+    def _details(self) -> dict[str, object]:
+        a = self.arbiter
+        if a is None:
+            return {}
+        return {
+            "beat": a.beat,
+            "paused": a.paused,
+            "holding": a.holding,
+            "connected": a.bus.connected,
+            "last_decision": a.last_decision.action if a.last_decision else None,
+        }
 
     async def run(self, beats: int, live: bool) -> None:
         config, state_dir = self.config, self.state_dir
@@ -207,6 +173,9 @@ class _Daemon:
                 telemetry = Telemetry.from_config(config.telemetry, role="arbiter", metrics=True)
                 stack.callback(telemetry.shutdown)
             tracing = telemetry.tracer_provider
+            if config.health.enabled:
+                h = config.health
+                await stack.enter_async_context(HealthServer(self.state, h.host, h.port))
             url = config.nats.url
             if not url:
                 emb = config.embedded
@@ -252,12 +221,17 @@ class _Daemon:
                 meter_provider=telemetry.meter_provider,
             )
             publisher.trace = arbiter.trace
+            arbiter.hold = publisher.hold_reason
+            arbiter.on_turn = self.state.turn
             async with anyio.create_task_group() as tg:
+                tg.start_soon(publisher.run)
                 if live:
                     tg.start_soon(_live_line, arbiter, config.run.live_interval)
                 await arbiter.run(beats=beats)
+                self.state.stop(f"stopping after beat {arbiter.beat}")
+                # Every decided beat reaches the stream before anything stops.
+                await publisher.flush()
                 tg.cancel_scope.cancel()
-            await publisher.flush()
             if live and sys.stderr.isatty():
                 sys.stderr.write("\n")
             log.info(
@@ -265,56 +239,3 @@ class _Daemon:
                 arbiter.beat,
                 arbiter.stats.line(arbiter.beat, arbiter.scheduler.missed),
             )
-
-
-async def run_plugins(
-    config: VenomConfig, names: list[str], url: str, state_dir: Path, *, parent: int = 0
-) -> None:
-    """Host ``names`` as their own process until SIGINT/SIGTERM (or ``parent`` exits).
-
-    Signals are watched from the first moment: one that comes while the
-    plugins start lets them finish starting and then stops them in order
-    (a ledger restarted a moment before the daemon stops still drains the
-    stream); a second one stops at once.
-    """
-    codec = Codec(max_bytes=config.beat.max_reply_bytes)
-    stopped = anyio.Event()
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(_watch_signals, stopped.set, tg.cancel_scope)
-        if parent:
-            tg.start_soon(_watch_parent, parent, stopped.set)
-        await _host_until(config, names, url, state_dir, codec, stopped, supervised=bool(parent))
-        tg.cancel_scope.cancel()
-
-
-async def _host_until(
-    config: VenomConfig,
-    names: list[str],
-    url: str,
-    state_dir: Path,
-    codec: Codec,
-    stopped: anyio.Event,
-    *,
-    supervised: bool,
-) -> None:
-    telemetry = Telemetry.from_config(config.telemetry, role="plugin", metrics=False)
-    tracing = telemetry.tracer_provider
-    bus = await connect(config, url, f"venom-plugin-{'-'.join(names)}"[:60])
-    try:
-        plugins = build_plugins(names, config, bus, state_dir, codec, tracing)
-        subjects = Subjects(config.nats.prefix)
-        async with PluginHost(
-            plugins, bus, subjects=subjects, codec=codec, tracer_provider=tracing
-        ):
-            log.info("plugin(s) %s answering on %s", ", ".join(p.name for p in plugins), url)
-            # Start-up garbage (torch, numpy, the plugins) is permanent: keep the
-            # collector from walking it while a pulse waits.
-            gc.collect()
-            gc.freeze()
-            if supervised:  # tell `venom run` (see supervisor.py)
-                sys.stdout.write("ready\n")
-                sys.stdout.flush()
-            await stopped.wait()
-    finally:
-        await bus.close()
-        telemetry.shutdown()

@@ -153,6 +153,23 @@ class RunConfig(_Section, frozen=True, kw_only=True):
     log_level: str = "info"
 
 
+class HealthConfig(_Section, frozen=True, kw_only=True):
+    """``[health]``: the liveness/readiness endpoint for container health checks.
+
+    ``GET /livez``: 200 while the beat loop (or the plugin host) turns;
+    ``GET /readyz``: 200 while connected and beating (plugins: hosting);
+    ``GET /status``: the same as JSON. Loopback by default; a pod needs
+    ``host = "0.0.0.0"`` for the kubelet's probes.
+    """
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    #: 0 picks a free port (logged at start).
+    port: Annotated[int, Meta(ge=0, le=65535)] = 8080
+    #: Seconds without a turn of the loop before /livez fails.
+    stall_after: Positive = 10.0
+
+
 class TelemetryConfig(_Section, frozen=True, kw_only=True):
     """``[telemetry]``: traces and metrics (SPEC 7).
 
@@ -191,3 +208,4 @@ class VenomConfig(_Section, frozen=True, kw_only=True):
     plugins: PluginsConfig = PluginsConfig()
     run: RunConfig = RunConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
+    health: HealthConfig = HealthConfig()

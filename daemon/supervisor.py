@@ -36,6 +36,20 @@ from venom.schemas import ConfigError, VenomError
 log = logging.getLogger("venom.supervisor")
 
 
+#: What belongs to the daemon alone: systemd talks to the main process (the unit's
+#: NotifyAccess=main), and the health endpoint's port is the daemon's.
+_DAEMON_ONLY = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID")
+
+
+def child_environment() -> dict[str, str]:
+    """The environment of a plugin process: the daemon's, less what is the daemon's own."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if k not in _DAEMON_ONLY and not k.startswith("VENOM_HEALTH_")
+    }
+
+
 class PluginStartError(VenomError):
     """A plugin worker process did not come up."""
 
@@ -104,7 +118,11 @@ class PluginProcesses:
     async def __aenter__(self) -> Self:
         self.config_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.config_path.with_suffix(".tmp")
-        tmp.write_bytes(msgspec.json.encode(self.config))
+        # The children serve no health endpoint of their own: the daemon's covers them.
+        config = msgspec.structs.replace(
+            self.config, health=msgspec.structs.replace(self.config.health, enabled=False)
+        )
+        tmp.write_bytes(msgspec.json.encode(config))
         tmp.replace(self.config_path)
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
@@ -151,6 +169,7 @@ class PluginProcesses:
                 stdout=subprocess.PIPE,
                 stderr=None,
                 start_new_session=True,
+                env=child_environment(),
             )
             ready = self.ready[index] = anyio.Event()
             self.processes[index] = process

@@ -19,6 +19,7 @@ import anyio
 import msgspec
 from msgspec import Meta
 from nats.aio.client import Client
+from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
@@ -69,6 +70,7 @@ class LedgerWriter:
         self.appended = 0
         self.duplicates = 0
         self.rejected = 0
+        self.disconnects = 0
         self._stopping = False
         self.caught_up = anyio.Event()
         if store.size:
@@ -127,11 +129,15 @@ class LedgerWriter:
                         msgs = await sub.fetch(self.config.batch, timeout=timeout)
                     except (NatsTimeout, TimeoutError):
                         msgs = []
+                    except NatsError as exc:  # cut off from the server: it reconnects
+                        self._cut_off(exc)
+                        await anyio.sleep(0.25)
+                        msgs = []
                     for msg in msgs:
                         if self._take(msg):
                             pending.append(msg)
                         else:
-                            await msg.ack()
+                            await self._ack(msg)
                     if self.config.fsync == "always" and pending:
                         break
                     if not msgs or time.monotonic() >= deadline:
@@ -139,7 +145,7 @@ class LedgerWriter:
                 if pending:
                     self.store.sync()  # durable first ...
                     for msg in pending:
-                        await msg.ack()  # ... then acked
+                        await self._ack(msg)  # ... then acked
                 elif not self.caught_up.is_set():
                     self.caught_up.set()
                 await self._housekeeping()
@@ -148,6 +154,18 @@ class LedgerWriter:
         finally:
             with anyio.CancelScope(shield=True):
                 await sub.unsubscribe()
+
+    async def _ack(self, msg: Any) -> None:
+        """Ack ``msg``; if the connection is down the stream redelivers it, and it is skipped."""
+        try:
+            await msg.ack()
+        except NatsError as exc:
+            self._cut_off(exc)
+
+    def _cut_off(self, exc: Exception) -> None:
+        self.disconnects += 1
+        if self.disconnects == 1 or self.disconnects % 100 == 0:
+            log.warning("beat stream unreachable (%s); waiting for the connection", exc)
 
     def _take(self, msg: Any) -> bool:
         """Append ``msg`` if new; False for a duplicate or a record we cannot read."""
@@ -196,4 +214,7 @@ class LedgerWriter:
             head = LedgerHead(
                 size=self.store.size, root=self.store.tree.root().hex(), time=time.time()
             )
-            await self.nc.publish(self.subjects.ledger_head, self.codec.encode(head))
+            try:
+                await self.nc.publish(self.subjects.ledger_head, self.codec.encode(head))
+            except NatsError as exc:
+                self._cut_off(exc)

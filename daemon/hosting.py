@@ -1,0 +1,224 @@
+"""``venom plugin run``: plugins as their own process, and what builds them.
+
+:func:`build_plugins` loads, validates and configures plugins by name
+(``venom run`` uses it for the plugins it hosts in-process);
+:func:`place_plugins` decides which run in the daemon and which in its
+worker processes; :func:`run_plugins` hosts plugins until SIGINT/SIGTERM
+(or until the daemon that started it is gone), telling systemd and the
+health endpoint how it is, like the daemon does.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import anyio
+from opentelemetry.trace import TracerProvider
+
+from venom.daemon.bus import Bus
+from venom.daemon.health import HealthServer
+from venom.daemon.natsbus import NatsBus
+from venom.daemon.service import ServiceState
+from venom.daemon.settings import VenomConfig
+from venom.daemon.supervisor import split
+from venom.daemon.telemetry import Telemetry
+from venom.plugins.host import PluginHost
+from venom.plugins.registry import create_plugin, load_plugin_class
+from venom.plugins.sdk import Plugin, PluginContext
+from venom.schemas import Codec, ConfigError, Message, Subjects
+
+log = logging.getLogger("venom.run")
+
+
+def build_plugins(
+    names: list[str],
+    config: VenomConfig,
+    bus: Bus,
+    state_dir: Path,
+    codec: Codec,
+    tracer_provider: TracerProvider | None = None,
+) -> list[Plugin[Any]]:
+    """Load, validate and configure the plugins named in ``names``."""
+    subjects = Subjects(config.nats.prefix)
+    plugins: list[Plugin[Any]] = []
+
+    async def publish(subject: str, message: Message) -> None:
+        await bus.publish(subject, codec.encode(message))
+
+    for spec in names:
+        cls = load_plugin_class(spec)
+        settings = dict(
+            config.plugins.settings.get(cls.name) or config.plugins.settings.get(spec) or {}
+        )
+        # --scenario / run.scenario reaches every plugin that has a scenario setting.
+        if config.run.scenario and "scenario" in cls.config_type.__struct_fields__:
+            settings.setdefault("scenario", config.run.scenario)
+        plugin_config = cls.decode_config(settings)
+        context = PluginContext(
+            state_dir=state_dir / "plugins" / cls.name,
+            subjects=subjects,
+            publish=publish,
+            bus=bus,
+            logger=logging.getLogger("venom.plugin"),
+            tracer_provider=tracer_provider,
+        )
+        plugins.append(create_plugin(cls, plugin_config, context))
+    seen: set[str] = set()
+    for p in plugins:
+        if p.name in seen:
+            raise ConfigError(f"plugin {p.name!r} listed twice", key="plugins.run")
+        seen.add(p.name)
+    return plugins
+
+
+def place_plugins(config: VenomConfig) -> tuple[list[str], list[list[str]]]:
+    """(hosted in the daemon, groups hosted in plugin processes) from ``plugins.run``.
+
+    With ``plugins.processes = N >= 1`` the pulse-answering plugins are split
+    in N processes and each ledger-role plugin gets a process of its own
+    (it drains the stream on SIGTERM, which the daemon sends after its last
+    record is stored); with 0 every plugin runs in the daemon. Every name is
+    checked here, before any process starts.
+    """
+    if config.plugins.processes == 0:
+        for spec in config.plugins.run:
+            load_plugin_class(spec)
+        return list(config.plugins.run), []
+    pulse: list[str] = []
+    ledgers: list[list[str]] = []
+    for spec in config.plugins.run:
+        if load_plugin_class(spec).role == "ledger":
+            ledgers.append([spec])
+        else:
+            pulse.append(spec)
+    groups = split(pulse, config.plugins.processes) if pulse else []
+    return [], groups + ledgers
+
+
+async def connect(config: VenomConfig, url: str, name: str) -> NatsBus:
+    """Connect to NATS with the credentials in ``config.nats``."""
+    options: dict[str, Any] = {}
+    if config.nats.user:
+        options["user"] = config.nats.user
+        options["password"] = config.nats.password
+    if config.nats.token:
+        options["token"] = config.nats.token
+    if config.nats.credentials:
+        options["user_credentials"] = config.nats.credentials
+    return await NatsBus.connect(
+        url, name=name, connect_timeout=config.nats.connect_timeout, options=options
+    )
+
+
+async def watch_signals(
+    on_stop: Callable[[], None],
+    scope: anyio.CancelScope,
+    on_reload: Callable[[], None] | None = None,
+) -> None:
+    """First SIGINT/SIGTERM: ``on_stop``; a second: cancel ``scope``; SIGHUP: ``on_reload``."""
+    wanted = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
+    with anyio.open_signal_receiver(*wanted) as signals:
+        count = 0
+        async for signum in signals:
+            if signum == signal.SIGHUP:
+                if on_reload is not None:
+                    log.info("SIGHUP: reloading the config")
+                    on_reload()
+                else:
+                    log.info("SIGHUP: nothing to reload in this process")
+                continue
+            count += 1
+            if count == 1:
+                log.info("%s: finishing the current beat and stopping", signal.Signals(signum).name)
+                on_stop()
+            else:
+                log.warning("second signal: stopping now")
+                scope.cancel()
+
+
+async def _watch_parent(parent: int, on_stop: Any) -> None:
+    """Stop when the daemon that started this process is gone (even by kill -9)."""
+    while os.getppid() == parent:  # noqa: ASYNC110 - no event tells us; poll
+        await anyio.sleep(0.5)
+    log.warning("parent process %d is gone: stopping", parent)
+    on_stop()
+
+
+async def run_plugins(
+    config: VenomConfig, names: list[str], url: str, state_dir: Path, *, parent: int = 0
+) -> None:
+    """Host ``names`` as their own process until SIGINT/SIGTERM (or ``parent`` exits).
+
+    Signals are watched from the first moment: one that comes while the
+    plugins start lets them finish starting and then stops them in order
+    (a ledger restarted a moment before the daemon stops still drains the
+    stream); a second one stops at once. Under systemd: ``READY=1`` once the
+    plugins answer, ``WATCHDOG=1`` while the event loop turns, ``STOPPING=1``.
+    """
+    codec = Codec(max_bytes=config.beat.max_reply_bytes)
+    stopped = anyio.Event()
+    state = ServiceState(role="plugins", stall_after=config.health.stall_after)
+
+    def stop() -> None:
+        state.stop()
+        stopped.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(watch_signals, stop, tg.cancel_scope)
+        tg.start_soon(state.starting)
+        if parent:
+            tg.start_soon(_watch_parent, parent, stop)
+        try:
+            await _host_until(config, names, url, state_dir, codec, stopped, state, parent)
+        finally:
+            state.notifier.close()
+        tg.cancel_scope.cancel()
+
+
+async def _host_until(
+    config: VenomConfig,
+    names: list[str],
+    url: str,
+    state_dir: Path,
+    codec: Codec,
+    stopped: anyio.Event,
+    state: ServiceState,
+    parent: int,
+) -> None:
+    async with AsyncExitStack() as stack:
+        telemetry = Telemetry.from_config(config.telemetry, role="plugin", metrics=False)
+        stack.callback(telemetry.shutdown)
+        tracing = telemetry.tracer_provider
+        if config.health.enabled:
+            h = config.health
+            await stack.enter_async_context(HealthServer(state, h.host, h.port))
+        bus = await connect(config, url, f"venom-plugin-{'-'.join(names)}"[:60])
+        stack.push_async_callback(bus.close)
+        plugins = build_plugins(names, config, bus, state_dir, codec, tracing)
+        subjects = Subjects(config.nats.prefix)
+        await stack.enter_async_context(
+            PluginHost(plugins, bus, subjects=subjects, codec=codec, tracer_provider=tracing)
+        )
+        listed = ", ".join(p.name for p in plugins)
+        log.info("plugin(s) %s answering on %s", listed, url)
+        state.readiness = lambda: (True, "") if bus.connected else (False, "NATS connection lost")
+        state.describe = lambda: f"answering for {listed}"
+        # Start-up garbage (torch, numpy, the plugins) is permanent: keep the
+        # collector from walking it while a pulse waits.
+        gc.collect()
+        gc.freeze()
+        if parent:  # tell `venom run` (see supervisor.py)
+            sys.stdout.write("ready\n")
+            sys.stdout.flush()
+        while not stopped.is_set():
+            state.turn()
+            with anyio.move_on_after(min(1.0, state.notifier.watchdog_interval or 1.0)):
+                await stopped.wait()
