@@ -37,6 +37,11 @@ class _NatsSubscription:
             log.debug("unsubscribe failed: %s", exc)
 
 
+#: Seconds before the first reconnect attempt, and the most between two (SPEC 5.4).
+RECONNECT_FIRST = 0.25
+RECONNECT_MAX = 4.0
+
+
 class NatsBus(Bus):
     """A :class:`Bus` over one nats-py connection. Create with :meth:`connect`."""
 
@@ -59,7 +64,8 @@ class NatsBus(Bus):
         """Connect to ``url`` (comma-separated for a cluster).
 
         The first connection is tried ``initial_attempts`` times per server, then
-        BusError; once connected, a lost connection is retried forever (SPEC 5.4).
+        BusError; once connected, a lost connection is retried forever (SPEC 5.4),
+        after 0.25 s, then backing off to one attempt every 4 s.
         """
         bus: NatsBus | None = None
 
@@ -70,6 +76,11 @@ class NatsBus(Bus):
         async def on_error(exc: Exception) -> None:
             text = str(exc) or type(exc).__name__
             errors[:] = [text]  # the last one, for a failed first connect
+            if bus is not None and nc.is_reconnecting:
+                # A failed reconnect attempt: back off, 0.25 s doubling up to 4 s
+                # (nats-py reads the wait before each attempt).
+                wait = float(nc.options["reconnect_time_wait"])
+                nc.options["reconnect_time_wait"] = min(RECONNECT_MAX, wait * 2)
             # The same error repeats at beat rate in a burst (say, the stream refusing
             # records whose predecessor is being sent again): once, then a count.
             problems.report("nats error", type(exc).__name__, name, text)
@@ -82,6 +93,7 @@ class NatsBus(Bus):
                 await bus._notify(False)
 
         async def on_reconnect() -> None:
+            nc.options["reconnect_time_wait"] = RECONNECT_FIRST
             log.info(
                 "reconnected to NATS at %s", nc.connected_url.netloc if nc.connected_url else "?"
             )
@@ -106,6 +118,7 @@ class NatsBus(Bus):
             reason = errors[-1] if errors else str(exc) or type(exc).__name__
             raise BusError(f"cannot connect to NATS at {url}: {reason}") from exc
         nc.options["max_reconnect_attempts"] = -1  # connected: from now on, forever
+        nc.options["reconnect_time_wait"] = RECONNECT_FIRST
         bus = cls(nc)
         bus.max_payload = nc.max_payload
         return bus

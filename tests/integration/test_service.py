@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from venom.daemon.embedded import NatsServerProcess
@@ -262,3 +263,33 @@ def test_nats_outage_holds_beats_and_loses_nothing(
     assert [r["beat"] for r in records] == list(range(1, beats + 1))
     verify = _venom("ledger", "verify", "--state-dir", str(state))
     assert verify.returncode == 0, verify.stderr
+
+
+@pytest.mark.anyio
+async def test_reconnect_backs_off_and_resets(fresh_nats_server: NatsServerProcess) -> None:
+    from venom.daemon.natsbus import RECONNECT_FIRST, RECONNECT_MAX, NatsBus
+
+    bus = await NatsBus.connect(fresh_nats_server.url, name="t-backoff")
+    try:
+        states: list[bool] = []
+
+        async def on_state(connected: bool) -> None:
+            states.append(connected)
+
+        bus.on_state(on_state)
+        assert bus.nc.options["reconnect_time_wait"] == RECONNECT_FIRST
+        fresh_nats_server.port = fresh_nats_server.bound_port
+        fresh_nats_server.stop()
+        # Attempts after 0.25, 0.5, 1, 2, 4 s ...: the wait has grown to the cap.
+        with anyio.fail_after(20):
+            while bus.nc.options["reconnect_time_wait"] < RECONNECT_MAX:
+                await anyio.sleep(0.1)
+        assert not bus.connected
+        fresh_nats_server.start()
+        with anyio.fail_after(20):
+            while not bus.connected:
+                await anyio.sleep(0.1)
+        assert bus.nc.options["reconnect_time_wait"] == RECONNECT_FIRST
+        assert states == [False, True]
+    finally:
+        await bus.close()
