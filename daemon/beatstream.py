@@ -220,13 +220,17 @@ class BeatPublisher:
         with anyio.move_on_after(timeout):
             while self._pending:
                 self._acks = anyio.Event()
-                await self._acks.wait()
+                # Cut off from the server, nothing more will be acked: 2 s grace at most.
+                with anyio.move_on_after(0.25 if self.bus.connected else 2.0):
+                    await self._acks.wait()
+                if not self._acks.is_set() and not self.bus.connected:
+                    break
         if self._pending:
             first = next(iter(self._pending))
             log.error(
-                "%d beat records (from beat %d) not stored in %s after %.0f s",
+                "%d beat records (from beat %d) not stored in %s: %s",
                 len(self._pending),
                 first,
                 self.stream,
-                timeout,
+                "no connection to NATS" if not self.bus.connected else f"no ack in {timeout:g} s",
             )

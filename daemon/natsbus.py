@@ -173,14 +173,20 @@ class NatsBus(Bus):
             raise BusError(f"flush failed: {exc or type(exc).__name__}") from exc
 
     async def close(self) -> None:
+        """Drain (finish what is in flight) and close; without a connection, just close."""
         self.closing = True
         if self.nc.is_closed:
             return
+        if self.nc.is_connected:
+            try:
+                await self.nc.drain()
+                return
+            except (NatsError, TimeoutError) as exc:
+                log.warning("drain failed (%s); closing", exc or type(exc).__name__)
         try:
-            await self.nc.drain()
-        except (NatsError, TimeoutError) as exc:
-            log.warning("drain failed (%s); closing", exc or type(exc).__name__)
             await self.nc.close()
+        except Exception as exc:  # nats-py writing to a transport that is gone
+            log.debug("close without a connection: %s", exc)
 
     def on_state(self, callback: StateCallback) -> None:
         self._state_callbacks.append(callback)
