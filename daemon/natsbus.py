@@ -11,6 +11,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import anyio
 import nats
 from nats.aio.client import Client
 from nats.errors import Error as NatsError
@@ -172,21 +173,28 @@ class NatsBus(Bus):
         except (NatsError, TimeoutError) as exc:
             raise BusError(f"flush failed: {exc or type(exc).__name__}") from exc
 
-    async def close(self) -> None:
-        """Drain (finish what is in flight) and close; without a connection, just close."""
+    async def close(self, timeout: float = 10.0) -> None:
+        """Drain (finish what is in flight) and close; without a connection, just close.
+
+        Shielded: a shutdown that is being cancelled (a signal during start-up)
+        still closes the connection, or nats-py would go on reconnecting to a
+        server that is stopped next, and keep the process from exiting.
+        """
         self.closing = True
         if self.nc.is_closed:
             return
-        if self.nc.is_connected:
+        with anyio.CancelScope(shield=True), anyio.move_on_after(timeout):
+            if self.nc.is_connected:
+                try:
+                    await self.nc.drain()
+                    return
+                except (NatsError, TimeoutError) as exc:
+                    log.warning("drain failed (%s); closing", exc or type(exc).__name__)
+        with anyio.CancelScope(shield=True), anyio.move_on_after(timeout):
             try:
-                await self.nc.drain()
-                return
-            except (NatsError, TimeoutError) as exc:
-                log.warning("drain failed (%s); closing", exc or type(exc).__name__)
-        try:
-            await self.nc.close()
-        except Exception as exc:  # nats-py writing to a transport that is gone
-            log.debug("close without a connection: %s", exc)
+                await self.nc.close()
+            except Exception as exc:  # nats-py writing to a transport that is gone
+                log.debug("close without a connection: %s", exc)
 
     def on_state(self, callback: StateCallback) -> None:
         self._state_callbacks.append(callback)
