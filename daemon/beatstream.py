@@ -130,8 +130,9 @@ class BeatPublisher:
             return f"{len(self._pending)} beat records not stored in {self.stream} yet"
         return ""
 
-    async def start(self) -> None:
-        self.stream = await ensure_stream(self.js, self.subjects)
+    async def start(self, replicas: int = 1) -> None:
+        """Find the beat stream, or create it with ``replicas`` copies."""
+        self.stream = await ensure_stream(self.js, self.subjects, replicas=replicas)
 
     async def __call__(self, record: BeatRecord) -> None:
         msg_id = f"{self.run_id}.{record.beat}"

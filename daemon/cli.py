@@ -178,10 +178,16 @@ def _nats_url(args: argparse.Namespace, config: Any) -> str:
     )
 
 
-async def _with_bus(url: str, fn: Callable[[Any], Awaitable[int]]) -> int:
-    from venom.daemon.natsbus import NatsBus
+async def _with_bus(url: str, config: Any, fn: Callable[[Any], Awaitable[int]]) -> int:
+    from venom.daemon.natsbus import NatsBus, client_options
 
-    bus = await NatsBus.connect(url, name="venom-cli", connect_timeout=2.0, initial_attempts=1)
+    bus = await NatsBus.connect(
+        url,
+        name="venom-cli",
+        connect_timeout=2.0,
+        initial_attempts=1,
+        options=client_options(config.nats),
+    )
     try:
         return await fn(bus)
     finally:
@@ -221,7 +227,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(status, indent=2))
         return 0
 
-    return int(_run_async(_with_bus, _nats_url(args, config), go))
+    return int(_run_async(_with_bus, _nats_url(args, config), config, go))
 
 
 def cmd_tail(args: argparse.Namespace) -> int:
@@ -235,7 +241,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
         await tail(bus, subject, subjects, as_json=args.json, count=args.count)
         return 0
 
-    return int(_run_async(_with_bus, _nats_url(args, config), go))
+    return int(_run_async(_with_bus, _nats_url(args, config), config, go))
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
@@ -252,7 +258,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
             print_table(rows, empty="no plugins answered discovery")
         return 0
 
-    return int(_run_async(_with_bus, _nats_url(args, config), go))
+    return int(_run_async(_with_bus, _nats_url(args, config), config, go))
 
 
 def cmd_plugin(args: argparse.Namespace) -> int:

@@ -25,7 +25,7 @@ from opentelemetry.trace import TracerProvider
 
 from venom.daemon.bus import Bus
 from venom.daemon.health import HealthServer
-from venom.daemon.natsbus import NatsBus
+from venom.daemon.natsbus import NatsBus, client_options
 from venom.daemon.service import ServiceState
 from venom.daemon.settings import VenomConfig
 from venom.daemon.supervisor import split
@@ -104,17 +104,12 @@ def place_plugins(config: VenomConfig) -> tuple[list[str], list[list[str]]]:
 
 
 async def connect(config: VenomConfig, url: str, name: str) -> NatsBus:
-    """Connect to NATS with the credentials in ``config.nats``."""
-    options: dict[str, Any] = {}
-    if config.nats.user:
-        options["user"] = config.nats.user
-        options["password"] = config.nats.password
-    if config.nats.token:
-        options["token"] = config.nats.token
-    if config.nats.credentials:
-        options["user_credentials"] = config.nats.credentials
+    """Connect to NATS with the credentials and TLS files in ``config.nats``."""
     return await NatsBus.connect(
-        url, name=name, connect_timeout=config.nats.connect_timeout, options=options
+        url,
+        name=name,
+        connect_timeout=config.nats.connect_timeout,
+        options=client_options(config.nats),
     )
 
 

@@ -8,6 +8,8 @@ nats-py errors are converted to :class:`BusError` here and nowhere else.
 from __future__ import annotations
 
 import logging
+import os
+import ssl
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,7 +20,8 @@ from nats.errors import Error as NatsError
 
 from venom.daemon.bus import Bus, Handler, StateCallback
 from venom.daemon.ratelog import ProblemLog
-from venom.schemas import BusError
+from venom.daemon.settings import NatsConfig
+from venom.schemas import BusError, ConfigError
 
 log = logging.getLogger("venom.bus")
 
@@ -36,6 +39,45 @@ class _NatsSubscription:
             await self._sub.unsubscribe()
         except NatsError as exc:
             log.debug("unsubscribe failed: %s", exc)
+
+
+def client_options(nats_config: NatsConfig) -> dict[str, Any]:
+    """nats-py connect options for ``[nats]``: user/password, token, .creds, TLS files."""
+    options: dict[str, Any] = {}
+    if nats_config.user:
+        options["user"] = nats_config.user
+        options["password"] = nats_config.password
+    if nats_config.token:
+        options["token"] = nats_config.token
+    if nats_config.credentials:
+        _readable(nats_config.credentials, "nats.credentials")
+        options["user_credentials"] = nats_config.credentials
+    if nats_config.tls_ca or nats_config.tls_cert:
+        options["tls"] = _tls_context(nats_config)
+    return options
+
+
+def _readable(path: str, key: str) -> None:
+    if not os.access(path, os.R_OK):
+        raise ConfigError(f"{path} is not a readable file", key=key)
+
+
+def _tls_context(cfg: NatsConfig) -> ssl.SSLContext:
+    """Trust ``tls_ca`` (else the system's CAs); present ``tls_cert``/``tls_key`` if set."""
+    if cfg.tls_ca:
+        _readable(cfg.tls_ca, "nats.tls_ca")
+    context = ssl.create_default_context(cafile=cfg.tls_ca or None)
+    if cfg.tls_cert:
+        _readable(cfg.tls_cert, "nats.tls_cert")
+        if cfg.tls_key:
+            _readable(cfg.tls_key, "nats.tls_key")
+        try:
+            context.load_cert_chain(cfg.tls_cert, cfg.tls_key or None)
+        except (ssl.SSLError, OSError) as exc:
+            raise ConfigError(
+                f"cannot load the client certificate: {exc}", key="nats.tls_cert"
+            ) from exc
+    return context
 
 
 #: Seconds before the first reconnect attempt, and the most between two (SPEC 5.4).

@@ -211,7 +211,7 @@ class _Daemon:
                     PluginProcesses(remote, config, url, state_dir, bus)
                 )
             publisher = BeatPublisher(bus, subjects, codec)
-            await publisher.start()
+            await publisher.start(replicas=config.nats.stream_replicas)
             arbiter = self.arbiter = Arbiter(
                 bus,
                 config,

@@ -56,6 +56,13 @@ class NatsConfig(_Section, frozen=True, kw_only=True):
     password: str = ""
     token: str = ""
     credentials: str = ""
+    #: CA bundle that signs the server's certificate (empty: the system's CAs).
+    tls_ca: str = ""
+    #: Client certificate and key, for servers that verify clients.
+    tls_cert: str = ""
+    tls_key: str = ""
+    #: Replicas of the beat stream when the arbiter creates it (3 on a cluster).
+    stream_replicas: Annotated[int, Meta(ge=1, le=5)] = 1
 
 
 class EmbeddedConfig(_Section, frozen=True, kw_only=True):

@@ -19,7 +19,7 @@ asks. Then:
     logged a permission violation;
 (d) the same for ``cluster.conf``: three nodes, the beat stream at 3 replicas;
 (e) ``tls.conf``: venom connects with a ``tls://`` URL and the CA in
-    ``SSL_CERT_FILE``; a client without that CA is refused.
+    ``nats.tls_ca``; a client without that CA is refused.
 
 (a) and (b) run against both ``ops/nats/accounts.conf`` and the accounts of
 the NATS chart's values in ``ops/k8s/nats-values.yaml``, rendered the way the
@@ -140,10 +140,15 @@ class Secured:
         """The environment a venom process of ``user`` gets (VENOM_NATS_*)."""
         return {"VENOM_NATS_USER": user, "VENOM_NATS_PASSWORD": self.passwords[user]}
 
-    def violations(self) -> list[str]:
-        return [
-            line for line in self.server.log_path.read_text().splitlines() if "Violation" in line
-        ]
+    def violations(self, *, expect: int = 0, timeout: float = 3.0) -> list[str]:
+        """Violation lines of the server's log (waiting for ``expect`` of them to be written)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.server.log_path.read_text()
+            lines = [line for line in text.splitlines() if "Violation" in line]
+            if len(lines) >= expect or time.monotonic() > deadline:
+                return lines
+            time.sleep(0.05)
 
 
 def _start(
@@ -260,7 +265,7 @@ async def test_plugin_answers_the_pulse_but_may_not_decide_or_read_beats(
 
         assert plugin.is_connected  # a violation is refused, not fatal
         assert len(errors) == 2, errors  # nothing else was refused (the mesh publish)
-    logged = secured.violations()
+    logged = secured.violations(expect=2)
     assert any('Publish Violation - Subject "venom.decision"' in line for line in logged)
     assert any('Subscription Violation - Subject "venom.beat"' in line for line in logged)
     assert all('"VENOM/user:plugin"' in line for line in logged), logged
@@ -615,12 +620,14 @@ def test_tls_conf_serves_tls_clients_that_trust_its_ca(
     try:
         url = "tls://localhost:" + server.url.rsplit(":", 1)[1]
         config = tmp_path / "venom.toml"
-        config.write_text("[plugins]\nrun = []\n\n[run]\nlive = false\n")
+        config.write_text(
+            f'[nats]\ntls_ca = "{certs / "ca.pem"}"\n[plugins]\nrun = []\n\n[run]\nlive = false\n'
+        )
         env = {**os.environ, **Secured(server, passwords).env_for("arbiter")}
         state = ["--state-dir", str(tmp_path / "state")]
         res = subprocess.run(
             [*VENOM, "run", "--nats", url, "--config", str(config), "--beats", "20", *state],
-            env={**env, "SSL_CERT_FILE": str(certs / "ca.pem")},
+            env=env,
             capture_output=True,
             text=True,
             timeout=60,

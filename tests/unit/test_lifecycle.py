@@ -198,3 +198,21 @@ def test_what_is_live() -> None:
         a, plugins=msgspec.structs.replace(a.plugins, settings={"cusum": {"h": 4.0}})
     )
     assert changes(a, b) == {"plugins.settings": ({}, {"cusum": {"h": 4.0}})}
+
+
+def test_client_options_name_the_key_that_is_wrong(tmp_path: Path) -> None:
+    from venom.daemon.natsbus import client_options
+    from venom.daemon.settings import NatsConfig
+
+    assert client_options(NatsConfig()) == {}
+    opts = client_options(NatsConfig(user="arbiter", password="pw", token=""))
+    assert opts == {"user": "arbiter", "password": "pw"}
+    with pytest.raises(ConfigError, match=r"nats\.credentials: .*not a readable file"):
+        client_options(NatsConfig(credentials=str(tmp_path / "none.creds")))
+    with pytest.raises(ConfigError, match=r"nats\.tls_ca: .*not a readable file"):
+        client_options(NatsConfig(tls_ca=str(tmp_path / "ca.pem")))
+    bad_cert = tmp_path / "cert.pem"
+    bad_cert.write_text("not a certificate")
+    with pytest.raises(ConfigError, match=r"nats\.tls_cert: cannot load the client certificate"):
+        client_options(NatsConfig(tls_cert=str(bad_cert)))
+    # (A CA that is read and trusted: tests/integration/test_nats_permissions.py, TLS.)
