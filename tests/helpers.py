@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
 from typing import Any, ClassVar
 
 import anyio
@@ -60,3 +62,15 @@ class Switchable(Plugin[NoConfig]):
         await self._on.wait()
         self.handled.append(pulse.beat)
         return EstimateReply(estimator=self.name, values={"beat": float(pulse.beat)})
+
+
+def stop_process(proc: subprocess.Popen[str], timeout: float = 60.0) -> tuple[int, str]:
+    """SIGTERM ``proc`` and wait: (exit code, stderr). Not stopped in time: killed, failed."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+        raise AssertionError(f"did not stop within {timeout} s:\n{err[-3000:]}") from None
+    return proc.returncode, err

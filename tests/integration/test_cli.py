@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import stop_process
+
 pytestmark = pytest.mark.integration
 
 VENOM = [sys.executable, "-m", "venom.daemon"]
@@ -35,14 +37,7 @@ def spawn(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str
 
 
 def stop(proc: subprocess.Popen[str], timeout: float = 20) -> tuple[int, str]:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        _, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        _, err = proc.communicate()
-        raise AssertionError(f"did not stop within {timeout}s:\n{err}") from None
-    return proc.returncode, err
+    return stop_process(proc, timeout)
 
 
 def wait_for(cond: object, timeout: float = 20.0, what: str = "") -> None:

@@ -7,7 +7,6 @@ then stopped with SIGTERM.
 
 from __future__ import annotations
 
-import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +18,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
+
+from tests.helpers import stop_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -92,13 +93,8 @@ def test_metrics_endpoint_during_a_run(tmp_path: Path) -> None:
         else:
             pytest.fail(f"no 400 decisions on {url} within 60 s: {sorted(samples)}")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            _, err = proc.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            _, err = proc.communicate()
-    assert proc.returncode == 0, err[-3000:]
+        code, err = stop_process(proc)
+    assert code == 0, err[-3000:]
 
     # The beat-duration histogram: cumulative buckets, count = decisions so far.
     buckets = list(samples["venom_beat_duration_seconds_bucket"])

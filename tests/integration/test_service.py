@@ -25,6 +25,7 @@ from typing import Any
 import anyio
 import pytest
 
+from tests.helpers import stop_process
 from venom.daemon.embedded import NatsServerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -166,14 +167,9 @@ def test_notify_watchdog_health_reload_and_stop(systemd: FakeSystemd, tmp_path: 
         assert "beat" in after["STATUS"]
         time.sleep(1.0)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            _, err = proc.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            _, err = proc.communicate()
+        code, err = stop_process(proc)
     systemd.read()
-    assert proc.returncode == 0, err[-3000:]
+    assert code == 0, err[-3000:]
     assert systemd.with_key("STOPPING"), "no STOPPING=1"
     logs = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     texts = [entry["msg"] for entry in logs]
@@ -244,13 +240,8 @@ def test_nats_outage_holds_beats_and_loses_nothing(
         _wait(lambda: _get(f"{base}/readyz")[0] == 200, "ready again", timeout=60)
         _wait(lambda: status()["beat"] > held + 200, "200 more beats", timeout=60)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            _, err = proc.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            _, err = proc.communicate()
-    assert proc.returncode == 0, err[-3000:]
+        code, err = stop_process(proc)
+    assert code == 0, err[-3000:]
     texts = [json.loads(line)["msg"] for line in err.splitlines() if line.startswith("{")]
     assert any(t.startswith("holding beats after beat") for t in texts)
     assert any(t.startswith("resuming beats at beat") for t in texts)
