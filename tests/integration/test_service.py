@@ -119,6 +119,18 @@ def _venom(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
     )
 
 
+def _whole_ledger(state: Path, beats: int) -> list[dict[str, Any]]:
+    """The ledger's records, checked to be beats 1..``beats`` once each, in order, verified."""
+    export = _venom("ledger", "export", "--state-dir", str(state))
+    assert export.returncode == 0, export.stderr
+    records = [json.loads(line)["record"] for line in export.stdout.splitlines()]
+    assert [r["beat"] for r in records] == list(range(1, beats + 1))
+    verify = _venom("ledger", "verify", "--state-dir", str(state))
+    assert verify.returncode == 0, verify.stderr
+    assert verify.stdout.startswith(f"ok: {beats} entries")
+    return records
+
+
 def test_notify_watchdog_health_reload_and_stop(systemd: FakeSystemd, tmp_path: Path) -> None:
     port = _free_port()
     config = tmp_path / "venom.toml"
@@ -181,13 +193,8 @@ def test_notify_watchdog_health_reload_and_stop(systemd: FakeSystemd, tmp_path: 
     # The reload: logged with the key, applied from a named beat on.
     assert "config reloaded: thresholds.threat_alert 0.6 -> 0.0" in texts
     from_beat = next(int(t.rsplit(" ", 1)[1]) for t in texts if "apply from beat" in t)
-    export = _venom("ledger", "export", "--state-dir", str(state))
-    assert export.returncode == 0, export.stderr
-    records = [json.loads(line)["record"] for line in export.stdout.splitlines()]
     # Every decided beat is in the ledger, once, in order; and it verifies.
-    assert [r["beat"] for r in records] == list(range(1, beats + 1))
-    verify = _venom("ledger", "verify", "--state-dir", str(state))
-    assert verify.returncode == 0, verify.stderr
+    records = _whole_ledger(state, beats)
     # threat_alert = 0 makes every decision from that beat an alarm at least.
     actions = {r["beat"]: r["decision"]["action"] for r in records}
     assert all(actions[b] in ("ALERT", "QUARANTINE") for b in range(from_beat, beats + 1))
@@ -247,13 +254,8 @@ def test_nats_outage_holds_beats_and_loses_nothing(
     assert any(t.startswith("resuming beats at beat") for t in texts)
     assert sum(t.startswith("nats error") for t in texts) < 10  # a burst is logged once
     beats = int(next(t for t in texts if t.startswith("stopped after")).split()[2])
-    export = _venom("ledger", "export", "--state-dir", str(state))
-    assert export.returncode == 0, export.stderr
-    records = [json.loads(line)["record"] for line in export.stdout.splitlines()]
     # Contiguous, each beat once, nothing lost across the outage.
-    assert [r["beat"] for r in records] == list(range(1, beats + 1))
-    verify = _venom("ledger", "verify", "--state-dir", str(state))
-    assert verify.returncode == 0, verify.stderr
+    _whole_ledger(state, beats)
 
 
 @pytest.mark.anyio
