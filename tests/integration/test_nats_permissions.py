@@ -28,6 +28,7 @@ chart renders them, so the two stay the same.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -242,9 +243,14 @@ async def test_plugin_answers_the_pulse_but_may_not_decide_or_read_beats(
         await plugin.flush()
         inbox = arbiter.new_inbox()
         replies = await arbiter.subscribe(inbox + ".*")
+        await arbiter.flush()
         await arbiter.publish("venom.pulse", b"{}", reply=inbox + ".1")
-        got = {(await replies.next_msg(timeout=2)).data for _ in range(2)}
-        assert got == {b"a", b"b"}
+        got: set[bytes] = set()
+        with contextlib.suppress(nats.errors.TimeoutError):
+            for _ in range(2):
+                got.add((await replies.next_msg(timeout=5)).data)
+        # (It once timed out in a full CI-like run: say what the server refused, if anything.)
+        assert got == {b"a", b"b"}, (list(errors), secured.violations())
         # The mesh is the plugin's to talk on.
         await plugin.publish("venom.mesh.anomaly", b"{}")
         await plugin.flush()
