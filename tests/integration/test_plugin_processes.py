@@ -165,5 +165,7 @@ def test_a_required_guard_whose_process_dies_fails_closed(
         d = r["decision"]
         assert d["action"] in ("ALERT", "QUARANTINE"), (r["beat"], d)
         assert "thermal" in d["vetoes"]
-    # And it is waited for again once its new process answers.
-    assert "thermal" in records[-1]["replies"]
+    # And it is waited for again once its new process answers (not necessarily on
+    # the very last beat: on a loaded 2-core machine one beat can get no reply in time).
+    assert "thermal" in records[-1]["report"]["expected"]
+    assert sum("thermal" in r["replies"] for r in records[-100:]) >= 50
