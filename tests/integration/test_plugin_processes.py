@@ -86,6 +86,14 @@ class Daemon:
         out = venom("status", "--nats", self.url, "--json", timeout=30)
         return int(json.loads(out.stdout).get("beat", 0)) if out.returncode == 0 else 0
 
+    def answering(self, plugin: str) -> bool:
+        """The arbiter hears ``plugin`` again (its breaker is closed)."""
+        out = venom("status", "--nats", self.url, "--json", timeout=30)
+        if out.returncode != 0:
+            return False
+        entry = {p["name"]: p for p in json.loads(out.stdout)["plugins"]}.get(plugin)
+        return entry is not None and not entry["down"] and entry["last_latency_ms"] is not None
+
     def advance(self, beats: int, what: str) -> None:
         start = self.beat()
         wait_for(lambda: self.beat() >= start + beats, 30, what)
@@ -157,6 +165,8 @@ def test_a_required_guard_whose_process_dies_fails_closed(
     (thermal,) = [p for p, c in children(daemon.proc.pid).items() if " thermal " in c]
     os.kill(thermal, signal.SIGKILL)
     daemon.advance(300, "beats without the thermal guard")
+    wait_for(lambda: daemon.answering("thermal"), 60, "thermal's new process")
+    daemon.advance(100, "beats with thermal back")
     daemon.stop()
     records = daemon.records()
     without = [r for r in records if "thermal" not in r["replies"]]
