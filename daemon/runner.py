@@ -107,6 +107,7 @@ class _Daemon:
         self.telemetry = telemetry
         self.reload = reload
         self.arbiter: Arbiter | None = None
+        self.publisher: BeatPublisher | None = None
         self.startup = anyio.CancelScope()
         self.state = ServiceState(role="arbiter", stall_after=config.health.stall_after)
         self.state.readiness = self._readiness
@@ -160,6 +161,7 @@ class _Daemon:
             "holding": a.holding,
             "connected": a.bus.connected,
             "last_decision": a.last_decision.action if a.last_decision else None,
+            "unstored_records": self.publisher.backlog if self.publisher is not None else 0,
         }
 
     async def run(self, beats: int, live: bool) -> None:
@@ -210,7 +212,7 @@ class _Daemon:
                 await stack.enter_async_context(
                     PluginProcesses(remote, config, url, state_dir, bus)
                 )
-            publisher = BeatPublisher(bus, subjects, codec)
+            publisher = self.publisher = BeatPublisher(bus, subjects, codec)
             await publisher.start(replicas=config.nats.stream_replicas)
             arbiter = self.arbiter = Arbiter(
                 bus,

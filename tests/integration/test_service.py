@@ -170,6 +170,7 @@ def test_notify_watchdog_health_reload_and_stop(systemd: FakeSystemd, tmp_path: 
         assert status["alive"]
         assert status["connected"]
         assert status["beat"] > 100
+        assert 0 <= status["unstored_records"] < 100
 
         # SIGHUP: a threshold changed in the file counts from the next beat.
         config.write_text(CONFIG.format(plugins=PLUGINS, port=port, alert=0.0))
