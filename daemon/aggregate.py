@@ -12,9 +12,13 @@ from collections.abc import Callable, Mapping, Sequence
 
 from venom.daemon.decision import DecisionInputs
 from venom.schemas import (
+    Anomaly,
     CoreReply,
+    Decision,
     EstimateReply,
+    GatherReport,
     GuardVerdict,
+    PulseContext,
     Reply,
     Telemetry,
     ThreatReply,
@@ -83,3 +87,32 @@ def aggregate(
         ml_weight=ml_weight if ml_weight is not None else model_weight,
     )
     return inputs, context
+
+
+def next_context(
+    decision: Decision,
+    report: GatherReport,
+    replies: Mapping[str, Reply],
+    estimates: dict[str, float],
+    anomalies: list[Anomaly],
+) -> PulseContext:
+    """What the next pulse carries from this beat: its decision, the estimates,
+    who failed, the anomalies injected since, the cooling a guard advises."""
+    cooling = next(
+        (r.recommend for r in replies.values() if isinstance(r, GuardVerdict) and r.recommend),
+        "",
+    )
+    return PulseContext(
+        decision=decision.action,
+        threat=decision.threat,
+        stability=decision.stability,
+        urgency=decision.urgency,
+        gain=decision.gain,
+        estimates=estimates,
+        down=report.down,
+        failing=sorted({*report.failed, *report.rejected, *report.missing}),
+        missing=report.missing,
+        anomalies=anomalies,
+        cooling=cooling,
+        ledger_lag=int(estimates.get("ledger.lag", 0)),
+    )

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import math
 import time
 from collections.abc import Awaitable, Callable
 
@@ -23,7 +22,8 @@ from anyio.abc import TaskStatus
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
-from venom.daemon.aggregate import aggregate
+from venom.daemon.aggregate import aggregate, next_context
+from venom.daemon.arbiter_view import arbiter_gauges, arbiter_service
 from venom.daemon.beatstats import BeatStats
 from venom.daemon.bus import Bus
 from venom.daemon.decision import decide
@@ -31,8 +31,8 @@ from venom.daemon.discovery import Discovery
 from venom.daemon.gather import Gather
 from venom.daemon.genome import Genome
 from venom.daemon.inputs import InputState
-from venom.daemon.metrics import BeatMetrics, Gauges
-from venom.daemon.micro import EndpointStats, MicroService
+from venom.daemon.metrics import BeatMetrics
+from venom.daemon.micro import EndpointStats
 from venom.daemon.pid import GenomicPid
 from venom.daemon.scheduler import Scheduler, Tick
 from venom.daemon.settings import VenomConfig
@@ -41,12 +41,10 @@ from venom.daemon.tracing import BeatTrace
 from venom.schemas import (
     HDR_BEAT,
     HDR_TRACEPARENT,
-    SCHEMA_VERSION,
     BeatRecord,
     BusError,
     Codec,
     Decision,
-    GuardVerdict,
     PidState,
     Pulse,
     PulseContext,
@@ -57,7 +55,6 @@ from venom.schemas import (
 
 log = logging.getLogger("venom.arbiter")
 
-VERSION = "0.1.0"
 RecordSink = Callable[[BeatRecord], Awaitable[None]]
 
 _MASK64 = (1 << 64) - 1
@@ -114,7 +111,8 @@ class Arbiter:
         self.last_pid = PidState()
         self.period = self._compute_period()
         self.scheduler = Scheduler(self.period)
-        self._context = PulseContext()
+        #: What the next pulse carries from this beat (SPEC 2.3).
+        self.pulse_context = PulseContext()
         self._stopping = False
         self._wake = anyio.Event()
         self._last_start: float | None = None
@@ -124,21 +122,12 @@ class Arbiter:
         #: The beat's spans and ids (SPEC 7); ids are made even with tracing off.
         self.trace = BeatTrace(tracer_provider, self.subjects.pulse)
         self.metrics = (
-            BeatMetrics(meter_provider, self._gauges()) if meter_provider is not None else None
+            BeatMetrics(meter_provider, arbiter_gauges(self))
+            if meter_provider is not None
+            else None
         )
         self.endpoint = EndpointStats("ctl", f"{self.subjects.prefix}.ctl.>")
-        self.service = MicroService(
-            "venom-arbiter",
-            VERSION,
-            description="venom arbiter: the beat loop",
-            metadata={
-                "venom.role": "arbiter",
-                "venom.schema": str(SCHEMA_VERSION),
-                "venom.prefix": self.subjects.prefix,
-            },
-            endpoints=[self.endpoint],
-            stats_data=self._stats_data,
-        )
+        self.service = arbiter_service(self, self.endpoint)
 
     # -- period -----------------------------------------------------------
 
@@ -341,7 +330,7 @@ class Arbiter:
             seed=beat_seed(self.config.beat.seed, beat),
             weights=self.genome.weights,
             features=self.inputs.features(),
-            context=self._context,
+            context=self.pulse_context,
         )
         gather = self.gather
         gather.open(beat, gather.waiting_for(self.discovery.live()))
@@ -375,19 +364,8 @@ class Arbiter:
             trace_id=trace.trace_id,
             span_id=trace.span_id,
         )
-        self._context = PulseContext(
-            decision=decision.action,
-            threat=decision.threat,
-            stability=decision.stability,
-            urgency=decision.urgency,
-            gain=decision.gain,
-            estimates=context,
-            down=report.down,
-            failing=sorted({*report.failed, *report.rejected, *report.missing}),
-            missing=report.missing,
-            anomalies=self.inputs.take_anomalies(),
-            cooling=self._cooling(replies),
-            ledger_lag=int(context.get("ledger.lag", 0)),
+        self.pulse_context = next_context(
+            decision, report, replies, context, self.inputs.take_anomalies()
         )
         self.inputs.after_beat(report, t_obs)
         self.last_decision = decision
@@ -426,37 +404,3 @@ class Arbiter:
             on_telemetry=self.inputs.take_telemetry,
         )
         return decide(inputs, self.config.thresholds), context
-
-    @staticmethod
-    def _cooling(replies: dict[str, Reply]) -> str:
-        for reply in replies.values():
-            if isinstance(reply, GuardVerdict) and reply.recommend:
-                return reply.recommend
-        return ""
-
-    def _gauges(self) -> Gauges:
-        gauges = Gauges()
-        gauges.missed_ticks = lambda: self.scheduler.missed
-        gauges.ledger_size = lambda: self._context.estimates.get("ledger.size")
-        gauges.ledger_lag = lambda: self._context.estimates.get("ledger.lag")
-        gauges.pid_error = lambda: self.last_pid.error
-        gauges.period = lambda: self.period if math.isfinite(self.period) else 0.0
-        gauges.live_plugins = lambda: len(self.discovery.plugins)
-        return gauges
-
-    def _stats_data(self) -> dict[str, object]:
-        return {
-            "beat": self.beat,
-            "rate": round(self.stats.rate(), 3),
-            "missed_ticks": self.scheduler.missed,
-            "replies": self.stats.replies,
-            "late": self.stats.late,
-            "missing": self.stats.missing,
-            "errors": self.stats.failed + self.stats.rejected,
-            "plugins": len(self.discovery.plugins),
-            "k": self.k,
-            "p": self.p,
-            "p50_beat_ns": int(self.stats.percentile(50) * 1e9),
-            "p99_beat_ns": int(self.stats.percentile(99) * 1e9),
-            "t_lambda_ns": int(self.period * 1e9) if math.isfinite(self.period) else 0,
-        }

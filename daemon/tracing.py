@@ -134,14 +134,12 @@ class BeatTrace:
         """Open the beat's root span (or just make ids when tracing is off)."""
         tracer = self._tracer
         if tracer is None:
-            tid, sid = _random.getrandbits(128), _random.getrandbits(64)
-            self._set_ids(tid, sid, False, format_traceparent(tid, sid, False))
+            self._set_ids(_random.getrandbits(128), _random.getrandbits(64))
             return
         root = self._root = tracer.start_span("beat", attributes={"venom.beat": beat})
         ctx = root.get_span_context()
         if not root.is_recording():
-            traceparent = format_traceparent(ctx.trace_id, ctx.span_id, False)
-            self._set_ids(ctx.trace_id, ctx.span_id, False, traceparent)
+            self._set_ids(ctx.trace_id, ctx.span_id)
             return
         send = self._send = tracer.start_span(
             self._pulse_name,
@@ -149,16 +147,17 @@ class BeatTrace:
             kind=SpanKind.PRODUCER,
             attributes={**self._pulse_attrs, "venom.beat": beat},
         )
-        sctx = send.get_span_context()
-        self._set_ids(
-            ctx.trace_id, ctx.span_id, True, format_traceparent(sctx.trace_id, sctx.span_id, True)
-        )
+        self._set_ids(ctx.trace_id, ctx.span_id, send_span_id=send.get_span_context().span_id)
 
-    def _set_ids(self, trace_id: int, span_id: int, sampled: bool, traceparent: str) -> None:
+    def _set_ids(self, trace_id: int, span_id: int, *, send_span_id: int = 0) -> None:
+        """The beat's ids; sampled exactly when there is a send span (the pulse carries it)."""
         self.trace_id = f"{trace_id:032x}"
         self.span_id = f"{span_id:016x}"
-        self.traceparent = traceparent
+        sampled = bool(send_span_id)
         self.root_traceparent = format_traceparent(trace_id, span_id, sampled)
+        self.traceparent = (
+            format_traceparent(trace_id, send_span_id, True) if sampled else self.root_traceparent
+        )
 
     def sent(self, error: str = "") -> None:
         """The pulse is published (or failed with ``error``): end the send span."""

@@ -1,0 +1,134 @@
+"""The ``venom`` argument parser (SPEC 10): every command, flag and help text.
+
+:mod:`venom.daemon.cli` runs what it parses.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _common_nats(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="F", help="config file (default ./venom.toml if present)")
+    p.add_argument(
+        "--nats",
+        metavar="URL",
+        help="NATS server URL (default: nats.url, "
+        "VENOM_NATS_URL, or the running embedded server of --state-dir)",
+    )
+    p.add_argument("--state-dir", metavar="D", help="state directory (default ./.venom)")
+
+
+def _common() -> argparse.ArgumentParser:
+    """Options every command takes, after the command name too."""
+    p = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: given after the command it must not reset one given before it.
+    p.add_argument(
+        "--log-level", default=argparse.SUPPRESS, help="debug, info, warning, error (default info)"
+    )
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="venom", description="Pulse-driven orchestration daemon on NATS."
+    )
+    parser.add_argument("--log-level", default=None, help="debug, info, warning, error")
+    common = _common()
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = sub.add_parser(
+        "run", parents=[common], help="run the arbiter (and the configured plugins)"
+    )
+    _common_nats(run)
+    run.add_argument("--beats", type=int, metavar="N", help="run N beats, then exit")
+    run.add_argument(
+        "--period", type=float, metavar="S", help="fixed beat period in seconds (0 = back-to-back)"
+    )
+    run.add_argument("--seed", type=int, metavar="N", help="run seed")
+    run.add_argument("--scenario", metavar="NAME|PATH", help="plant disturbance scenario")
+    run.add_argument("--no-live", action="store_true", help="no live status line")
+
+    status = sub.add_parser(
+        "status", parents=[common], help="ask the running arbiter for its status"
+    )
+    _common_nats(status)
+    status.add_argument("--json", action="store_true", help="(default) JSON output")
+    status.add_argument("--timeout", type=float, default=2.0)
+
+    tail = sub.add_parser("tail", parents=[common], help="print messages on a subject live")
+    _common_nats(tail)
+    tail.add_argument("subject", nargs="?", help="subject (default <prefix>.decision)")
+    tail.add_argument("--json", action="store_true", help="one JSON object per message")
+    tail.add_argument("--count", type=int, default=0, metavar="N", help="stop after N")
+
+    plugins = sub.add_parser(
+        "plugins", parents=[common], help="list the plugins discovery sees on the bus"
+    )
+    _common_nats(plugins)
+    plugins.add_argument("--json", action="store_true")
+    plugins.add_argument("--timeout", type=float, default=0.5)
+
+    plugin = sub.add_parser("plugin", parents=[common], help="run or list plugins")
+    psub = plugin.add_subparsers(dest="plugin_command", metavar="ACTION", required=True)
+    prun = psub.add_parser("run", parents=[common], help="run plugins as their own process")
+    prun.add_argument("names", nargs="+", metavar="NAME|module:Class")
+    # Set by `venom run` for its plugin processes: stop when that process is gone.
+    prun.add_argument("--watch-parent", type=int, default=0, help=argparse.SUPPRESS)
+    _common_nats(prun)
+    plist = psub.add_parser("list", parents=[common], help="installed plugins (entry points)")
+    plist.add_argument("--json", action="store_true")
+    pnew = psub.add_parser("new", parents=[common], help="create a plugin package to start from")
+    pnew.add_argument("name", metavar="NAME", help="plugin name: lowercase letters, digits, dashes")
+    pnew.add_argument(
+        "--dir", type=Path, default=Path("."), metavar="D", help="write D/venom-NAME (default .)"
+    )
+    pnew.add_argument(
+        "--role",
+        choices=["guard", "estimator", "core", "model", "sensor"],
+        default="guard",
+        help="kind of plugin (default guard)",
+    )
+    pnew.add_argument("--force", action="store_true", help="overwrite an existing package")
+
+    bench = sub.add_parser(
+        "bench", parents=[common], help="measure the beat loop against raw nats-py"
+    )
+    bench.add_argument(
+        "what",
+        nargs="?",
+        choices=["loop", "ledger", "plugins", "daemon"],
+        default="loop",
+        help="loop: arbiter vs raw nats-py (default); ledger: the Merkle log; "
+        "plugins: handler time of each configured plugin; daemon: the configured "
+        "set as `venom run` runs it, missed ticks and beat times",
+    )
+    bench.add_argument(
+        "--beats", type=int, default=0, help="plugins: pulses (2000); daemon: beats (10000)"
+    )
+    bench.add_argument("--config", metavar="FILE", help="plugins/daemon: the config to measure")
+    bench.add_argument("--entries", type=int, default=20000, help="ledger: records to append")
+    bench.add_argument("--group-ms", type=float, default=20.0, help="ledger: fsync interval")
+    bench.add_argument(
+        "--proof-leaves", type=int, default=1_000_000, help="ledger: tree size for the proof timing"
+    )
+    bench.add_argument("--sizes", default="4,16,64", help="plugin counts, comma-separated")
+    bench.add_argument(
+        "--duration", type=float, default=3.0, metavar="S", help="seconds per measurement"
+    )
+    bench.add_argument("--rounds", type=int, default=2, help="alternating rounds per size")
+    bench.add_argument("--nats", metavar="URL", help="use this server instead of a private one")
+    bench.add_argument("--json", action="store_true")
+
+    from venom.daemon.ledgercmd import add_ledger_parser
+
+    add_ledger_parser(sub, common)
+
+    schema = sub.add_parser("schema", parents=[common], help="message schemas")
+    ssub = schema.add_subparsers(dest="schema_command", metavar="ACTION", required=True)
+    sexp = ssub.add_parser(
+        "export", parents=[common], help="write a JSON Schema per message into DIR"
+    )
+    sexp.add_argument("dir", type=Path, metavar="DIR")
+    return parser
