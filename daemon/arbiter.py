@@ -115,6 +115,8 @@ class Arbiter:
         self.pulse_context = PulseContext()
         self._stopping = False
         self._wake = anyio.Event()
+        #: Set when a plugin is first heard from by its reply: ask who it is now.
+        self._discover_now = anyio.Event()
         self._last_start: float | None = None
         self._heard_due = 0.0
         self._required = frozenset(config.plugins.required_guards)
@@ -268,7 +270,9 @@ class Arbiter:
 
     async def _discovery_loop(self) -> None:
         while True:
-            await anyio.sleep(self.config.beat.discovery_interval)
+            with anyio.move_on_after(self.config.beat.discovery_interval):
+                await self._discover_now.wait()
+            self._discover_now = anyio.Event()
             await self.refresh_plugins()
 
     def is_paused(self) -> bool:
@@ -382,6 +386,8 @@ class Arbiter:
             self._heard_due = start + 0.25
             if self.discovery.heard_from(heard):
                 self._follow_period()
+                # Known by name only: its role and version come from $SRV.INFO.
+                self._discover_now.set()
             heard.clear()
         duration = time.perf_counter() - start
         self.stats.record(report, decision, duration)

@@ -17,11 +17,14 @@ import msgspec
 import pytest
 
 from tests.adr32 import VERBS, check_adr32
-from tests.helpers import make_config
+from tests.helpers import Echo, make_config
+from venom.daemon.arbiter import Arbiter
+from venom.daemon.control import Control
 from venom.daemon.natsbus import NatsBus
 from venom.daemon.runner import run_daemon
 from venom.daemon.settings import PluginsConfig
-from venom.schemas import SCHEMA_VERSION
+from venom.plugins.host import PluginHost
+from venom.schemas import SCHEMA_VERSION, Subjects
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration, pytest.mark.slow]
 
@@ -109,3 +112,31 @@ async def test_services_answer_adr32_while_beating(nats_url: str, tmp_path: Path
         assert data["role"] == ROLES[plugin]
         assert data["late"] >= 0
         assert data["rejected"] == 0
+
+
+async def test_a_plugin_first_heard_by_reply_is_asked_who_it_is_at_once(nats_url: str) -> None:
+    """Role and version within one discovery round, not at the next interval (issue 11)."""
+    # A minute between rounds: only the round its first reply triggers can name it.
+    cfg = make_config(prefix="heard", period=0.02, discovery_interval=60.0)
+    bus = await NatsBus.connect(nats_url, name="t-heard-arbiter")
+    pbus = await NatsBus.connect(nats_url, name="t-heard-plugin")
+    arbiter = Arbiter(bus, cfg)
+    try:
+        async with anyio.create_task_group() as tg:
+            await tg.start(arbiter.run)  # start-up rounds over: nobody was there
+            assert "echo" not in arbiter.discovery.plugins
+            async with PluginHost([Echo()], pbus, subjects=Subjects("heard")):
+                with anyio.fail_after(30):
+                    while (entry := arbiter.discovery.plugins.get("echo")) is None or (
+                        entry.role,
+                        entry.version,
+                    ) != ("estimator", "1.0.0"):
+                        await anyio.sleep(0.02)
+                status = Control(arbiter).status()
+                assert [(p.name, p.role, p.version) for p in status.plugins] == [
+                    ("echo", "estimator", "1.0.0")
+                ]
+            arbiter.stop()
+    finally:
+        await pbus.close()
+        await bus.close()

@@ -152,9 +152,15 @@ async def test_it_joins_the_beat_and_vetoes(site: Path, nats_url: str, tmp_path:
     try:
         async with anyio.create_task_group() as tg:
             await tg.start(arbiter.run)
-            await wait_until(lambda: GUARD in arbiter.discovery.plugins, "discovery")
-            live = arbiter.discovery.plugins[GUARD]
-            assert (live.role, live.version) == ("guard", "0.1.0")
+            # Heard by reply or by discovery first: its role and version follow
+            # within one discovery round either way.
+            await wait_until(
+                lambda: (
+                    (live := arbiter.discovery.plugins.get(GUARD)) is not None
+                    and (live.role, live.version) == ("guard", "0.1.0")
+                ),
+                "discovery of its role and version",
+            )
             await wait_until(lambda: bool(verdicts()), "its first verdict")
             first = verdicts()[0][1]
             assert first.allow
