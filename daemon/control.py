@@ -5,14 +5,23 @@
 - ``weights``: body ``{"R": .., "B": .., "E": .., "O": ..}`` sets the genome
   (floored and normalised); the answer carries the weights in force.
 
+``status``, ``pause`` and ``resume`` take no arguments: the body is empty
+(whitespace counts as empty) or ``{}``. ``weights`` needs all four keys and
+nothing else, each a finite number >= 0, with a finite sum > 0 (a partial
+update would be normalised against weights the beat loop keeps moving, so
+it is refused rather than guessed).
+
 Bad requests get an error reply with NATS micro error headers
-(``Nats-Service-Error``, ``Nats-Service-Error-Code``) and a JSON body
-``{"error": ...}``; they are counted and logged once, never fatal.
+(``Nats-Service-Error``, ``Nats-Service-Error-Code``: 400 bad body, 404
+unknown verb) and a JSON body ``{"error": ..., "code": ...}`` naming what
+was wrong; nothing in force changes. They are counted and logged once,
+never fatal.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import TYPE_CHECKING
 
@@ -21,6 +30,87 @@ import msgspec
 from venom.daemon.bus import BusMessage, Subscription, error_headers
 from venom.daemon.ratelog import ProblemLog
 from venom.schemas import ControlAck, PluginStatus, Status, Weights
+
+#: The keys of a ``weights`` request, in the order the genome keeps them.
+WEIGHT_KEYS = ("R", "B", "E", "O")
+
+_JSON = msgspec.json.Decoder()
+
+
+def _json_kind(value: object) -> str:
+    """What a decoded JSON value is, in JSON's words."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def _names(keys: list[str]) -> str:
+    """Keys for an error line: quoted, escaped, long ones and long lists cut."""
+    shown = [repr(k) if len(k) <= 40 else repr(k[:40]) + "..." for k in keys[:5]]
+    more = f" and {len(keys) - 5} more" if len(keys) > 5 else ""
+    return ", ".join(shown) + more
+
+
+def read_body(verb: str, data: bytes) -> object:
+    """The JSON value of a request body; an empty (or blank) body is ``{}``."""
+    if not data.strip():
+        return {}
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{verb}: the body is not UTF-8 text (byte {exc.start})") from exc
+    try:
+        return _JSON.decode(data)
+    except msgspec.DecodeError as exc:
+        raise ValueError(f"{verb}: the body is not valid JSON: {exc}") from exc
+
+
+def check_no_arguments(verb: str, data: bytes) -> None:
+    """``status``/``pause``/``resume`` take an empty body or ``{}``; ValueError otherwise."""
+    body = read_body(verb, data)
+    if not isinstance(body, dict):
+        raise ValueError(f"{verb} takes an empty body or {{}}, got a JSON {_json_kind(body)}")
+    if body:
+        raise ValueError(f"{verb} takes no arguments, got {_names(sorted(body))}")
+
+
+def _weight(key: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"weights: {key} must be a number, got a JSON {_json_kind(value)}")
+    try:
+        return float(value)
+    except OverflowError:  # an integer too large for a float
+        return math.inf
+
+
+def weights_from_body(data: bytes) -> Weights:
+    """The weights of a ``weights`` request: exactly R, B, E and O, each a number.
+
+    Whether the numbers are usable (finite, >= 0, a finite sum > 0) is
+    :meth:`Genome.set`'s check. ValueError names what is wrong.
+    """
+    body = read_body("weights", data)
+    if not isinstance(body, dict):
+        raise ValueError(
+            f"weights takes a JSON object {{R, B, E, O}}, got a JSON {_json_kind(body)}"
+        )
+    unknown = sorted(set(body) - set(WEIGHT_KEYS))
+    if unknown:
+        raise ValueError(f"weights: unknown key(s) {_names(unknown)}; the keys are R, B, E, O")
+    values = {key: _weight(key, body[key]) for key in WEIGHT_KEYS if key in body}
+    missing = [key for key in WEIGHT_KEYS if key not in body]
+    if missing:
+        raise ValueError(f"weights needs all of R, B, E, O; missing {', '.join(missing)}")
+    return Weights(**values)
+
 
 if TYPE_CHECKING:
     from venom.daemon.arbiter import Arbiter
@@ -35,7 +125,6 @@ class Control:
         self.arbiter = arbiter
         self.problems = ProblemLog(log)
         self._sub: Subscription | None = None
-        self._weights_decoder = msgspec.json.Decoder(Weights)
         self._started = time.monotonic()
 
     async def start(self) -> None:
@@ -100,43 +189,41 @@ class Control:
     async def _on_request(self, msg: BusMessage) -> None:
         t0 = time.perf_counter_ns()
         verb = msg.subject.rsplit(".", 1)[-1]
-        a = self.arbiter
         error = ""
         try:
-            if verb == "status":
-                body = a.codec.encode(self.status())
-            elif verb == "pause":
-                a.pause()
-                log.info("paused by control request")
-                body = a.codec.encode(ControlAck(paused=True, weights=a.genome.weights))
-            elif verb == "resume":
-                a.resume()
-                log.info("resumed by control request")
-                body = a.codec.encode(ControlAck(paused=False, weights=a.genome.weights))
-            elif verb == "weights":
-                try:
-                    weights = self._weights_decoder.decode(msg.data)
-                except msgspec.DecodeError as exc:
-                    raise ValueError(f"weights: {exc}") from exc
-                a.genome.set(weights)
-                log.info("weights set by control request: %s", a.genome.weights)
-                body = a.codec.encode(ControlAck(paused=a.paused, weights=a.genome.weights))
-            else:
-                await self._error(
-                    msg,
-                    404,
-                    f"unknown control request {verb!r}; use status, pause, resume or weights",
-                )
+            body = self._answer(verb, msg.data)
+            if body is None:
                 error = "unknown"
+                text = f"unknown control request {verb!r}; use status, pause, resume or weights"
+                await self._error(msg, 404, text)
                 return
         except ValueError as exc:
-            await self._error(msg, 400, str(exc))
             error = str(exc)
+            await self._error(msg, 400, error)
             return
         finally:
-            a.endpoint.record(time.perf_counter_ns() - t0, error)
+            self.arbiter.endpoint.record(time.perf_counter_ns() - t0, error)
         if msg.reply:
-            await a.bus.publish(msg.reply, body)
+            await self.arbiter.bus.publish(msg.reply, body)
+
+    def _answer(self, verb: str, data: bytes) -> bytes | None:
+        """The reply to ``verb``; None: no such verb. A bad body raises ValueError first."""
+        a = self.arbiter
+        if verb == "weights":
+            a.genome.set(weights_from_body(data))
+            log.info("weights set by control request: %s", a.genome.weights)
+        elif verb in ("status", "pause", "resume"):
+            check_no_arguments(verb, data)
+            if verb == "status":
+                return a.codec.encode(self.status())
+            if verb == "pause":
+                a.pause()
+            else:
+                a.resume()
+            log.info("%sd by control request", verb)
+        else:
+            return None
+        return a.codec.encode(ControlAck(paused=a.paused, weights=a.genome.weights))
 
     async def _error(self, msg: BusMessage, code: int, text: str) -> None:
         self.problems.report("bad control request", "", msg.subject, text)

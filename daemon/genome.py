@@ -55,15 +55,24 @@ class Genome:
         return self._weights
 
     def set(self, weights: Weights) -> Weights:
-        """Set the weights (control API): finite, ≥ 0, not all zero; floored, normalised."""
+        """Set the weights (control API): finite, >= 0, a finite sum > 0; floored, normalised.
+
+        ValueError names the weight (or the sum) that is wrong; the weights
+        in force are untouched then.
+        """
         values = [weights.R, weights.B, weights.E, weights.O]
         for name, value in zip("RBEO", values, strict=True):
-            if not isinstance(value, int | float) or not math.isfinite(value):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"weight {name} must be a number, got {value!r}")
+            if not math.isfinite(value):
                 raise ValueError(f"weight {name} must be a finite number, got {value!r}")
             if value < 0:
                 raise ValueError(f"weight {name} must be >= 0, got {value}")
-        if sum(values) <= 0:
-            raise ValueError("weights must not all be zero")
+        total = sum(float(v) for v in values)
+        if not math.isfinite(total):
+            raise ValueError("the weights' sum overflows to infinity: scale them down")
+        if total <= 0:
+            raise ValueError("the weights' sum must be > 0 (the weights must not all be zero)")
         self._w = self._normalise([float(v) for v in values])
         self._weights = self._as_weights()
         return self._weights
