@@ -1,1 +1,1 @@
-"""The threat model. Importing this package imports torch (and only it does)."""
+"""The threat model. Only its learner module imports torch, when the plugin is built."""

@@ -19,35 +19,29 @@ SGD step each), in beat order, just before scoring a beat at least
 - ``ml_weight`` follows ``<prefix>.mesh.ml_weight`` and is echoed in every
   reply.
 
-This is the only module that imports torch.
+torch lives in :mod:`venom.plugins.model.learner`, imported when the plugin is
+built: loading this class (to place it, check its settings, list it) costs
+nothing.
 """
 
 from __future__ import annotations
 
-import logging
-import math
-import os
-import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Annotated, ClassVar
+from typing import TYPE_CHECKING, Annotated, ClassVar
 
 import anyio
 import msgspec
 from msgspec import Meta
 
-# One intra-op thread, and no OpenMP workers spinning between beats: the
-# model is tiny, and idle OpenMP threads busy-wait (measured: 1.7 ms of CPU
-# per beat with the default pool, 0.5 ms with one thread). Set before torch
-# loads its OpenMP runtime; an explicit OMP_NUM_THREADS wins.
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-
-import torch
-
 from venom.plugins.sdk import Plugin, PluginContext
 from venom.schemas import Label, Mesh, MlWeight, Pulse, Reply, Role, ThreatReply
 
-log = logging.getLogger("venom.model")
+if TYPE_CHECKING:
+    import torch
+
+    from venom.plugins.model.learner import Sample
+
 
 DEFAULT_FEATURES = (
     "plant.temperature",
@@ -78,17 +72,6 @@ class ModelConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     batch: Annotated[int, Meta(ge=1, le=4096)] = 8
 
 
-class ThreatNet(torch.nn.Module):
-    def __init__(self, inputs: int, hidden: int) -> None:
-        super().__init__()
-        self.layers = torch.nn.Sequential(
-            torch.nn.Linear(inputs, hidden), torch.nn.Tanh(), torch.nn.Linear(hidden, 1)
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.layers(x)).squeeze(-1)
-
-
 class EntropyModel(Plugin[ModelConfig]):
     """Online-trained threat score from the features and the anomaly count."""
 
@@ -104,20 +87,19 @@ class EntropyModel(Plugin[ModelConfig]):
     ) -> None:
         super().__init__(config, context)
         c = self.config
-        torch.set_num_threads(1)
-        self.inputs = len(c.features) + 1
-        with torch.random.fork_rng(devices=[]):  # seeded init, global RNG untouched
-            torch.manual_seed(c.seed)
-            self.net = ThreatNet(self.inputs, c.hidden)
-        self.optimizer = torch.optim.SGD(self.net.parameters(), lr=c.learning_rate)
-        self.mean = torch.zeros(self.inputs, dtype=torch.float64)
-        self.m2 = torch.zeros(self.inputs, dtype=torch.float64)
-        self.count = 0
+        from venom.plugins.model.learner import ThreatLearner  # torch: only now
+
+        self.learner = ThreatLearner(
+            len(c.features) + 1, c.hidden, c.learning_rate, c.seed, c.features
+        )
         self.ml_weight = c.ml_weight
-        self.updates = 0
         self.pending: OrderedDict[int, torch.Tensor] = OrderedDict()
         self.labels: dict[int, int] = {}
-        self._lock = threading.Lock()
+
+    @property
+    def updates(self) -> int:
+        """Labelled beats learnt so far."""
+        return self.learner.updates
 
     @property
     def checkpoint_path(self) -> Path:
@@ -131,61 +113,23 @@ class EntropyModel(Plugin[ModelConfig]):
         await anyio.to_thread.run_sync(self.save)
 
     def save(self) -> None:
-        """Write weights, optimiser and standardiser (atomic replace)."""
-        with self._lock:
-            self.checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.checkpoint_path.with_suffix(".tmp")
-            torch.save(
-                {
-                    "net": self.net.state_dict(),
-                    "opt": self.optimizer.state_dict(),
-                    "mean": self.mean,
-                    "m2": self.m2,
-                    "count": self.count,
-                    "updates": self.updates,
-                    "features": list(self.config.features),
-                },
-                tmp,
-            )
-            tmp.replace(self.checkpoint_path)
+        """Write weights, optimiser and standardiser to the checkpoint."""
+        self.learner.save(self.checkpoint_path)
 
     def load(self) -> None:
-        with self._lock:
-            state = torch.load(self.checkpoint_path, weights_only=True)
-            if state["features"] != list(self.config.features):
-                raise ValueError(f"{self.checkpoint_path} was trained on other features")
-            self.net.load_state_dict(state["net"])
-            self.optimizer.load_state_dict(state["opt"])
-            self.mean, self.m2 = state["mean"], state["m2"]
-            self.count, self.updates = int(state["count"]), int(state["updates"])
-        log.info("entropy-model restored from %s (%d updates)", self.checkpoint_path, self.updates)
+        self.learner.load(self.checkpoint_path)
 
     def vector(self, pulse: Pulse) -> torch.Tensor:
         """Raw input: the configured features (0 when absent) and the anomaly count."""
         values = [pulse.features.get(f, 0.0) for f in self.config.features]
         values.append(pulse.context.estimates.get("entropy-core.anomalies", 0.0))
-        return torch.tensor([v if math.isfinite(v) else 0.0 for v in values], dtype=torch.float64)
-
-    def _standardise(self, raw: torch.Tensor, learn: bool) -> torch.Tensor:
-        if learn:  # Welford, per input
-            self.count += 1
-            delta = raw - self.mean
-            self.mean += delta / self.count
-            self.m2 += delta * (raw - self.mean)
-        var = self.m2 / max(1, self.count - 1)
-        std = torch.sqrt(torch.clamp(var, min=1e-12))
-        return ((raw - self.mean) / std).clamp(-10, 10).to(torch.float32)
+        return self.learner.tensor(values)
 
     def score(self, raw: torch.Tensor) -> float:
         """Threat in [0, 1] for one raw input vector (no learning)."""
-        with self._lock, torch.no_grad():
-            return float(self.net(self._standardise(raw, learn=False)))
+        return self.learner.score(raw)
 
-    def _infer(self, raw: torch.Tensor) -> float:
-        with self._lock, torch.no_grad():
-            return float(self.net(self._standardise(raw, learn=True)))
-
-    def due(self, beat: int) -> list[tuple[torch.Tensor, int]]:
+    def due(self, beat: int) -> list[Sample]:
         """The (input, label) pairs to learn before scoring ``beat``, in beat order.
 
         Empty until a full mini-batch of labelled beats up to ``beat − label_lag``
@@ -200,23 +144,11 @@ class EntropyModel(Plugin[ModelConfig]):
             del self.labels[b]
         return batch
 
-    def learn_and_score(self, batch: list[tuple[torch.Tensor, int]], raw: torch.Tensor) -> float:
+    def learn_and_score(self, batch: list[Sample], raw: torch.Tensor) -> float:
         """Worker thread: learn the mini-batch (if any), then the threat of ``raw``."""
         if batch:
-            self.train_batch(batch)
-        return self._infer(raw)
-
-    def train_batch(self, batch: list[tuple[torch.Tensor, int]]) -> float:
-        """One SGD step on a mini-batch of (input, label); the mean loss."""
-        with self._lock:
-            x = torch.stack([self._standardise(raw, learn=False) for raw, _ in batch])
-            y = torch.tensor([float(label) for _, label in batch])
-            self.optimizer.zero_grad()
-            loss = torch.nn.functional.binary_cross_entropy(self.net(x), y)
-            loss.backward()  # type: ignore[no-untyped-call]
-            self.optimizer.step()
-            self.updates += len(batch)
-            return float(loss.detach())
+            self.learner.train_batch(batch)
+        return self.learner.infer(raw)
 
     async def handle(self, pulse: Pulse) -> Reply:
         raw = self.vector(pulse)

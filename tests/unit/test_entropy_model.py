@@ -101,3 +101,18 @@ def test_only_the_model_imports_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_loading_the_plugin_class_does_not_import_torch() -> None:
+    """The arbiter and `venom run`'s checks load every class; only building the model loads torch."""
+    code = (
+        "import sys\n"
+        "from venom.plugins.registry import load_plugin_class\n"
+        "cls = load_plugin_class('entropy-model')\n"
+        "cls.decode_config({})\n"
+        "print('torch' in sys.modules)\n"
+        "cls()\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True"]
