@@ -104,7 +104,7 @@ def test_only_the_model_imports_torch() -> None:
 
 
 def test_loading_the_plugin_class_does_not_import_torch() -> None:
-    """The arbiter and `venom run`'s checks load every class; only building the model loads torch."""
+    """The arbiter and the start-up checks load every class; building the model loads torch."""
     code = (
         "import sys\n"
         "from venom.plugins.registry import load_plugin_class\n"
