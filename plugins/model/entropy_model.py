@@ -11,7 +11,7 @@ SGD step each), in beat order, just before scoring a beat at least
 
 - deterministic: weights initialised from ``seed``; same pulses and labels
   give the same scores;
-- checkpointed: weights, optimiser and standardiser are saved to
+- checkpointed: weights, and standardiser are saved to
   ``<state>/plugins/entropy-model/model.pt`` on close and every
   ``checkpoint_every`` updates, and restored on open;
 - off the event loop: training and inference run in one worker-thread call
@@ -113,7 +113,7 @@ class EntropyModel(Plugin[ModelConfig]):
         await anyio.to_thread.run_sync(self.save)
 
     def save(self) -> None:
-        """Write weights, optimiser and standardiser to the checkpoint."""
+        """Write weights and standardiser to the checkpoint."""
         self.learner.save(self.checkpoint_path)
 
     def load(self) -> None:

@@ -30,18 +30,27 @@ Sample = tuple[torch.Tensor, int]
 
 
 class ThreatNet(torch.nn.Module):
-    def __init__(self, inputs: int, hidden: int) -> None:
+    def __init__(self, inputs: int, hidden: int, generator: torch.Generator) -> None:
         super().__init__()
         self.layers = torch.nn.Sequential(
             torch.nn.Linear(inputs, hidden), torch.nn.Tanh(), torch.nn.Linear(hidden, 1)
         )
+        # torch's default init, U(±1/√fan_in), drawn from our own generator: the
+        # global RNG stays untouched without torch.manual_seed or fork_rng, whose
+        # first call imports torch._dynamo (seconds of start-up for nothing).
+        with torch.no_grad():
+            for layer in self.layers:
+                if isinstance(layer, torch.nn.Linear):
+                    bound = 1.0 / math.sqrt(layer.in_features)
+                    layer.weight.uniform_(-bound, bound, generator=generator)
+                    layer.bias.uniform_(-bound, bound, generator=generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.layers(x)).squeeze(-1)
 
 
 class ThreatLearner:
-    """A 2-layer MLP on standardised inputs, trained by SGD; thread-safe.
+    """A 2-layer MLP on standardised inputs, trained by plain SGD; thread-safe.
 
     Every method that touches the weights takes the lock: the plugin calls
     them from a worker thread while the event loop may save a checkpoint.
@@ -53,10 +62,11 @@ class ThreatLearner:
         torch.set_num_threads(1)
         self.inputs = inputs
         self.features = list(features)
-        with torch.random.fork_rng(devices=[]):  # seeded init, global RNG untouched
-            torch.manual_seed(seed)
-            self.net = ThreatNet(inputs, hidden)
-        self.optimizer = torch.optim.SGD(self.net.parameters(), lr=learning_rate)
+        self.net = ThreatNet(inputs, hidden, torch.Generator().manual_seed(seed))
+        # Plain SGD by hand: torch.optim's first optimizer imports torch._dynamo,
+        # about 4 s of a plugin process's start here, for one subtraction.
+        self.params = list(self.net.parameters())
+        self.learning_rate = learning_rate
         self.mean = torch.zeros(inputs, dtype=torch.float64)
         self.m2 = torch.zeros(inputs, dtype=torch.float64)
         self.count = 0
@@ -93,22 +103,25 @@ class ThreatLearner:
         with self._lock:
             x = torch.stack([self._standardise(raw, learn=False) for raw, _ in batch])
             y = torch.tensor([float(label) for _, label in batch])
-            self.optimizer.zero_grad()
+            for p in self.params:
+                p.grad = None
             loss = torch.nn.functional.binary_cross_entropy(self.net(x), y)
             loss.backward()  # type: ignore[no-untyped-call]
-            self.optimizer.step()
+            with torch.no_grad():
+                for p in self.params:
+                    if p.grad is not None:
+                        p.add_(p.grad, alpha=-self.learning_rate)
             self.updates += len(batch)
             return float(loss.detach())
 
     def save(self, path: Path) -> None:
-        """Write weights, optimiser and standardiser (atomic replace)."""
+        """Write weights and standardiser (atomic replace)."""
         with self._lock:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp")
             torch.save(
                 {
                     "net": self.net.state_dict(),
-                    "opt": self.optimizer.state_dict(),
                     "mean": self.mean,
                     "m2": self.m2,
                     "count": self.count,
@@ -125,8 +138,7 @@ class ThreatLearner:
             state = torch.load(path, weights_only=True)
             if state["features"] != self.features:
                 raise ValueError(f"{path} was trained on other features")
-            self.net.load_state_dict(state["net"])
-            self.optimizer.load_state_dict(state["opt"])
+            self.net.load_state_dict(state["net"])  # plain SGD keeps no state of its own
             self.mean, self.m2 = state["mean"], state["m2"]
             self.count, self.updates = int(state["count"]), int(state["updates"])
         log.info("entropy-model restored from %s (%d updates)", path, self.updates)
