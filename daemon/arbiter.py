@@ -174,10 +174,12 @@ class Arbiter:
         await control.start()
         await self.service.start(self.bus)
         try:
-            # Start-up discovery: our subscriptions in place first, then two rounds
-            # (answers can be lost while other connections come and go).
+            # Start-up discovery: our subscriptions in place first, then a round
+            # (two for back-to-back runs, which wait for everyone: answers can be
+            # lost while other connections come and go). Whoever comes later is
+            # found by the discovery loop, or by its first reply.
             await self.bus.flush()
-            for _ in range(2):
+            for _ in range(2 if self.period == 0 else 1):
                 await self.refresh_plugins(max(0.25, self.config.beat.discovery_timeout))
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._discovery_loop)
@@ -244,6 +246,10 @@ class Arbiter:
         if self.paused:
             self.paused = False
             self._wake.set()
+
+    def discover_soon(self) -> None:
+        """Ask who is live now, not at the next discovery interval (a plugin came up)."""
+        self._discover_now.set()
 
     async def refresh_plugins(self, timeout: float | None = None) -> None:
         """Ask the bus who is live and follow T_Λ."""
@@ -387,7 +393,7 @@ class Arbiter:
             if self.discovery.heard_from(heard):
                 self._follow_period()
                 # Known by name only: its role and version come from $SRV.INFO.
-                self._discover_now.set()
+                self.discover_soon()
             heard.clear()
         duration = time.perf_counter() - start
         self.stats.record(report, decision, duration)

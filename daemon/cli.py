@@ -192,13 +192,24 @@ def cmd_bench(args: argparse.Namespace) -> int:
             print(json.dumps(figures, indent=2) if args.json else text)
         return 0
 
+    if args.what == "startup":
+        from venom.daemon.startbench import bench_startup, format_startup_results
+
+        runs = 5 if args.rounds is None else args.rounds
+        if runs < 1:
+            raise ConfigError("--rounds must be >= 1")
+        figures = bench_startup(_load(args), args.config, runs)
+        print(json.dumps(figures, indent=2) if args.json else format_startup_results(figures))
+        return 0
+
     try:
         sizes = [int(s) for s in str(args.sizes).split(",") if s.strip()]
     except ValueError as exc:
         raise ConfigError(f"--sizes must be comma-separated integers: {exc}") from exc
     if not sizes or any(n < 1 for n in sizes):
         raise ConfigError("--sizes needs at least one positive integer")
-    results = _run_async(run_bench, sizes, args.duration, args.rounds, args.nats)
+    rounds = 2 if args.rounds is None else args.rounds
+    results = _run_async(run_bench, sizes, args.duration, rounds, args.nats)
     if args.json:
         print(json.dumps(results, indent=2))
     else:

@@ -98,11 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "what",
         nargs="?",
-        choices=["loop", "ledger", "plugins", "daemon"],
+        choices=["loop", "ledger", "plugins", "daemon", "startup"],
         default="loop",
         help="loop: arbiter vs raw nats-py (default); ledger: the Merkle log; "
         "plugins: handler time of each configured plugin; daemon: the configured "
-        "set as `venom run` runs it, missed ticks and beat times",
+        "set as `venom run` runs it, missed ticks and beat times; startup: seconds from "
+        "`venom run` to its first beat and to every plugin answering",
     )
     bench.add_argument(
         "--beats", type=int, default=0, help="plugins: pulses (2000); daemon: beats (10000)"
@@ -117,7 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--duration", type=float, default=3.0, metavar="S", help="seconds per measurement"
     )
-    bench.add_argument("--rounds", type=int, default=2, help="alternating rounds per size")
+    bench.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help="loop: alternating rounds per size (2); startup: runs (5)",
+    )
     bench.add_argument("--nats", metavar="URL", help="use this server instead of a private one")
     bench.add_argument("--json", action="store_true")
 

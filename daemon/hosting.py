@@ -33,7 +33,7 @@ from venom.daemon.telemetry import Telemetry
 from venom.plugins.host import PluginHost
 from venom.plugins.registry import create_plugin, load_plugin_class
 from venom.plugins.sdk import Plugin, PluginContext
-from venom.schemas import Codec, ConfigError, Message, Subjects
+from venom.schemas import Codec, ConfigError, Message, Subjects, VenomError
 
 log = logging.getLogger("venom.run")
 
@@ -83,24 +83,26 @@ def place_plugins(config: VenomConfig) -> tuple[list[str], list[list[str]]]:
     """(hosted in the daemon, groups hosted in plugin processes) from ``plugins.run``.
 
     With ``plugins.processes = N >= 1`` the pulse-answering plugins are split
-    in N processes and each ledger-role plugin gets a process of its own
-    (it drains the stream on SIGTERM, which the daemon sends after its last
-    record is stored); with 0 every plugin runs in the daemon. Every name is
-    checked here, before any process starts.
+    in N processes; each ledger-role plugin gets a process of its own (it
+    drains the stream on SIGTERM, which the daemon sends after its last
+    record is stored), and so does each model-role plugin (torch takes
+    seconds to import, which would hold back every plugin beside it, and
+    its handler is the slowest of the set); with 0 every plugin runs in the
+    daemon. Every name is checked here, before any process starts.
     """
     if config.plugins.processes == 0:
         for spec in config.plugins.run:
             load_plugin_class(spec)
         return list(config.plugins.run), []
     pulse: list[str] = []
-    ledgers: list[list[str]] = []
+    alone: list[list[str]] = []
     for spec in config.plugins.run:
-        if load_plugin_class(spec).role == "ledger":
-            ledgers.append([spec])
+        if load_plugin_class(spec).role in ("model", "ledger"):
+            alone.append([spec])
         else:
             pulse.append(spec)
     groups = split(pulse, config.plugins.processes) if pulse else []
-    return [], groups + ledgers
+    return [], groups + alone
 
 
 async def connect(config: VenomConfig, url: str, name: str) -> NatsBus:
@@ -173,9 +175,27 @@ async def run_plugins(
             tg.start_soon(_watch_parent, parent, stop)
         try:
             await _host_until(config, names, url, state_dir, codec, stopped, state, parent)
+        except Exception as exc:
+            if parent:  # the supervisor gives up on a child that keeps failing this way
+                _tell_parent(f"error: {_reason(exc)}")
+            raise
         finally:
             state.notifier.close()
         tg.cancel_scope.cancel()
+
+
+def _reason(exc: BaseException) -> str:
+    """One line for what stopped the start (a venom error says it already)."""
+    if isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        return _reason(exc.exceptions[0])
+    text = str(exc) if isinstance(exc, VenomError) else f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split())
+
+
+def _tell_parent(line: str) -> None:
+    """A line on stdout for ``venom run``'s supervisor (see supervisor.py)."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
 
 
 async def _host_until(
@@ -210,9 +230,8 @@ async def _host_until(
         # collector from walking it while a pulse waits.
         gc.collect()
         gc.freeze()
-        if parent:  # tell `venom run` (see supervisor.py)
-            sys.stdout.write("ready\n")
-            sys.stdout.flush()
+        if parent:
+            _tell_parent("ready")
         while not stopped.is_set():
             state.turn()
             with anyio.move_on_after(min(1.0, state.notifier.watchdog_interval or 1.0)):

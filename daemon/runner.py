@@ -36,7 +36,7 @@ from venom.daemon.hosting import (
 from venom.daemon.reload import reload_config
 from venom.daemon.service import ServiceState
 from venom.daemon.settings import VenomConfig
-from venom.daemon.supervisor import PluginProcesses
+from venom.daemon.supervisor import PluginProcesses, PluginStartError
 from venom.daemon.telemetry import Telemetry
 from venom.plugins.host import PluginHost
 from venom.schemas import Codec, Subjects
@@ -89,6 +89,8 @@ async def run_daemon(
         finally:
             daemon.state.notifier.close()
         tg.cancel_scope.cancel()
+    if daemon.fatal:
+        raise PluginStartError(daemon.fatal)
     return daemon.arbiter
 
 
@@ -109,6 +111,8 @@ class _Daemon:
         self.arbiter: Arbiter | None = None
         self.publisher: BeatPublisher | None = None
         self.startup = anyio.CancelScope()
+        #: Why the daemon cannot go on ("" while it can): a plugin process that keeps failing.
+        self.fatal = ""
         self.state = ServiceState(role="arbiter", stall_after=config.health.stall_after)
         self.state.readiness = self._readiness
         self.state.describe = self._describe
@@ -121,6 +125,14 @@ class _Daemon:
         else:
             log.info("stopping during start-up")
             self.startup.cancel()
+
+    def on_fatal(self, reason: str) -> None:
+        self.fatal = reason
+        self.on_signal()
+
+    def on_plugins_ready(self) -> None:
+        if self.arbiter is not None:
+            self.arbiter.discover_soon()
 
     def on_reload(self) -> None:
         if self.reload is None:
@@ -210,7 +222,17 @@ class _Daemon:
                 log.info("hosting plugins: %s", ", ".join(p.name for p in plugins))
             if remote:
                 await stack.enter_async_context(
-                    PluginProcesses(remote, config, url, state_dir, bus)
+                    PluginProcesses(
+                        remote,
+                        config,
+                        url,
+                        state_dir,
+                        bus,
+                        # Back-to-back runs promise determinism: every plugin from beat 1.
+                        wait=config.beat.period == 0,
+                        on_ready=self.on_plugins_ready,
+                        on_fatal=self.on_fatal,
+                    )
                 )
             publisher = self.publisher = BeatPublisher(bus, subjects, codec)
             await publisher.start(replicas=config.nats.stream_replicas)

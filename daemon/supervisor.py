@@ -7,10 +7,18 @@ loop, and a plugin that crashes its process takes only that process down.
 Each child gets the daemon's effective config as a JSON file (the resolved
 URL of the bus included) and the same state directory.
 
-:class:`PluginProcesses` starts the children, waits until discovery sees
-every plugin they host, restarts a child that exits while the daemon runs
-(after ``restart_delay``, as systemd's ``Restart=on-failure`` would), and
-on exit sends SIGTERM and waits for each child to stop.
+:class:`PluginProcesses` starts the children and, with ``wait=True`` (the
+back-to-back runs that promise determinism), waits until discovery sees
+every plugin they host; otherwise the beat starts at once and a plugin that
+is not up yet is missing from the first beats, as in any later beat. It
+restarts a child that exits while the daemon runs (after ``restart_delay``,
+as systemd's ``Restart=on-failure`` would), but a child that fails the same
+way before it was ready ``give_up_after`` times in a row will not get
+better by itself: ``on_fatal`` is told why, in one line, and the daemon
+stops. On exit it sends SIGTERM and waits for each child to stop.
+
+A child talks to its supervisor on its stdout, a line at a time: ``ready``
+once its plugins answer, ``error: <reason>`` when it cannot start.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -54,6 +63,29 @@ class PluginStartError(VenomError):
     """A plugin worker process did not come up."""
 
 
+def _nothing(*_: object) -> None:
+    return None
+
+
+class StartFailures:
+    """Counts a child's failures before it was ready; the same reason in a row adds up."""
+
+    __slots__ = ("count", "reason")
+
+    def __init__(self) -> None:
+        self.reason = ""
+        self.count = 0
+
+    def failed(self, reason: str) -> int:
+        """Record one failed start; how many in a row failed this way."""
+        self.count = self.count + 1 if reason == self.reason else 1
+        self.reason = reason
+        return self.count
+
+    def started(self) -> None:
+        self.reason, self.count = "", 0
+
+
 def split(names: list[str], processes: int) -> list[list[str]]:
     """``names`` in ``processes`` groups of near-equal size, order kept."""
     if processes < 1:
@@ -79,9 +111,13 @@ class PluginProcesses:
         state_dir: Path,
         bus: Bus,
         *,
+        wait: bool = False,
+        on_ready: Callable[[], None] = _nothing,
+        on_fatal: Callable[[str], None] = _nothing,
         start_timeout: float = 60.0,
         restart_delay: float = 1.0,
         stop_timeout: float = 10.0,
+        give_up_after: int = 3,
     ) -> None:
         self.groups = groups
         self.bus = bus
@@ -89,6 +125,13 @@ class PluginProcesses:
         self.start_timeout = start_timeout
         self.restart_delay = restart_delay
         self.stop_timeout = stop_timeout
+        self.give_up_after = give_up_after
+        self.wait = wait
+        self.on_ready = on_ready
+        self.on_fatal = on_fatal
+        #: Why the children cannot start ("" while they can): set once, then stopping.
+        self.fatal = ""
+        self._fatal = anyio.Event()
         self.prefix = config.nats.prefix
         self.config_path = state_dir / "run" / "plugins.json"
         self.config = msgspec.structs.replace(
@@ -129,7 +172,8 @@ class PluginProcesses:
         try:
             for i in range(len(self.groups)):
                 self._tg.start_soon(self._supervise, i)
-            await self.wait_ready([n for g in self.groups for n in g])
+            if self.wait:
+                await self.wait_ready([n for g in self.groups for n in g])
         except BaseException:
             await self.__aexit__(*sys.exc_info())
             raise
@@ -149,9 +193,10 @@ class PluginProcesses:
                 if not missing and len(seen) >= len(wanted):
                     log.info("plugin processes ready: %d plugins", len(seen))
                     return
-                if all(p is not None and p.returncode is not None for p in self.processes):
-                    break
-                await anyio.sleep(0.1)
+                if self.fatal:
+                    raise PluginStartError(self.fatal)
+                with anyio.move_on_after(0.1):
+                    await self._fatal.wait()
         raise PluginStartError(
             f"plugin processes not ready after {self.start_timeout:g} s; "
             f"missing: {', '.join(sorted(missing)) or 'some module:Class plugins'}"
@@ -159,10 +204,10 @@ class PluginProcesses:
 
     async def _supervise(self, index: int) -> None:
         group = self.groups[index]
+        failures = StartFailures()
         while not self.stopping():
             # Own session: a Ctrl-C to the terminal reaches the daemon only, which
             # stops the children in order (the ledger last, after the final record).
-            # The child's stdout carries one line, "ready", once its plugins answer.
             process = await anyio.open_process(
                 self.command(group),
                 stdin=subprocess.DEVNULL,
@@ -174,30 +219,69 @@ class PluginProcesses:
             ready = self.ready[index] = anyio.Event()
             self.processes[index] = process
             log.info("plugin process %d (pid %d): %s", index, process.pid, ", ".join(group))
+            said: list[str] = []
             async with anyio.create_task_group() as tg:
-                tg.start_soon(self._read_ready, process, ready)
+                tg.start_soon(self._read_lines, process, ready, said)
                 code = await process.wait()
             if self.stopping():
                 return
-            log.warning(
-                "plugin process %d (%s) exited with %s; restarting in %g s",
-                index,
-                ", ".join(group),
-                code,
-                self.restart_delay,
-            )
+            names = ", ".join(group)
+            if said and said[0] == "ready":
+                failures.started()
+                log.warning(
+                    "plugin process %d (%s) exited with %s; restarting in %g s",
+                    index,
+                    names,
+                    code,
+                    self.restart_delay,
+                )
+            else:
+                reason = said[-1] if said else f"exited with code {code} before it was ready"
+                if failures.failed(reason) >= self.give_up_after:
+                    self._give_up(f"plugin process ({names}) failed to start: {reason}", failures)
+                    return
+                log.warning(
+                    "plugin process %d (%s) failed to start: %s; retrying in %g s",
+                    index,
+                    names,
+                    reason,
+                    self.restart_delay,
+                )
             await anyio.sleep(self.restart_delay)
 
-    @staticmethod
-    async def _read_ready(process: anyio.abc.Process, ready: anyio.Event) -> None:
-        """Set ``ready`` when the child says so, or when its stdout closes (it is gone)."""
+    def _give_up(self, reason: str, failures: StartFailures) -> None:
+        if not self.fatal:
+            self.fatal = f"{reason} ({failures.count} times in a row)"
+            self._fatal.set()
+            log.error("%s: stopping", self.fatal)
+            self.on_fatal(self.fatal)
+
+    async def _read_lines(
+        self, process: anyio.abc.Process, ready: anyio.Event, said: list[str]
+    ) -> None:
+        """Follow what the child says: ``ready`` sets ``ready``; ``error: ...`` lines are kept.
+
+        ``said`` gets ``"ready"`` first when the child came up, else its error
+        reasons. ``ready`` is set when the stdout closes too (the child is gone).
+        """
+        buffer = b""
         try:
             if process.stdout is not None:
                 async for chunk in process.stdout:
-                    if b"ready" in chunk:
-                        ready.set()
+                    buffer += chunk
+                    *lines, buffer = buffer.split(b"\n")
+                    for raw in lines:
+                        self._heard(raw.decode(errors="replace").strip(), ready, said)
         finally:
             ready.set()
+
+    def _heard(self, line: str, ready: anyio.Event, said: list[str]) -> None:
+        if line == "ready" and not ready.is_set():
+            said.insert(0, "ready")
+            ready.set()
+            self.on_ready()
+        elif line.startswith("error: "):
+            said.append(line.removeprefix("error: "))
 
     async def _stop_one(self, index: int, process: anyio.abc.Process) -> None:
         # A child still starting (a restart a moment ago) would die of SIGTERM

@@ -24,10 +24,11 @@ def test_split_keeps_order_and_balances() -> None:
         split(names, 0)
 
 
-def test_default_set_goes_to_one_worker_and_the_ledger_to_its_own() -> None:
+def test_default_set_goes_to_one_worker_and_the_model_and_the_ledger_to_their_own() -> None:
     local, groups = place_plugins(VenomConfig())
     assert local == []
-    assert groups == [[n for n in DEFAULT_PLUGINS if n != "ledger"], ["ledger"]]
+    alone = ("entropy-model", "ledger")
+    assert groups == [[n for n in DEFAULT_PLUGINS if n not in alone], ["entropy-model"], ["ledger"]]
 
 
 def test_processes_zero_hosts_everything_in_the_daemon() -> None:
