@@ -17,7 +17,7 @@ $(BIN)/activate:
 $(VENV)/.deps: pyproject.toml | $(BIN)/activate
 	$(PY) -m pip install -q --upgrade pip setuptools wheel
 	$(PY) -m pip install -q "$(TORCH)"
-	PYTHONWARNINGS=ignore $(PY) -m pip install -q -e '.[dev,model,fast]' --no-build-isolation \
+	PYTHONWARNINGS=ignore $(PY) -m pip install -q -e '.[dev,fast]' --no-build-isolation \
 		--config-settings editable_mode=strict
 	touch $@
 
