@@ -13,13 +13,21 @@ log (stderr included) in ``<store>/nats-server.log`` and its PID in
 
 The server runs in a session of its own, so a Ctrl-C meant for venom does not
 stop the bus under a beat that is still being flushed; venom stops it last.
+On Linux it also dies with venom: spawned from the main thread, it asks the
+kernel for SIGTERM when its parent goes (``PR_SET_PDEATHSIG``), so a
+``kill -9`` of venom leaves no server behind. A server that an older or
+killed venom did leave on the store (``nats-server.pid`` names a live
+nats-server whose command line uses this store) is stopped before a new one
+starts: one server per JetStream store, never two.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib.metadata
+import itertools
 import json
+import logging
 import os
 import shutil
 import signal
@@ -36,13 +44,18 @@ from typing import Self
 
 import anyio
 
+from venom.daemon.parentdeath import parent_death_hook
 from venom.schemas import ServerError
+
+log = logging.getLogger("venom.embedded")
 
 BINARY = "nats-server"
 LOG_NAME = "nats-server.log"
 PID_NAME = "nats-server.pid"
 STOP_TIMEOUT = 5.0
 _POLL = 0.01
+#: The flags of a nats-server command line that name its store (pid file, JetStream dir).
+_STORE_FLAGS = frozenset({"-P", "--pid", "-sd", "--store_dir"})
 
 
 def _executable(path: str) -> str | None:
@@ -109,6 +122,87 @@ def _reachable(url: str) -> bool:
         return False
 
 
+def _gone(pid: int) -> bool:
+    """No process ``pid``, or only its zombie (nobody may reap a server that was not ours)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    except OSError:  # no /proc here: ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] == "Z"
+
+
+def _serves_store(pid: int, store_dir: Path) -> bool:
+    """Process ``pid`` is a nats-server whose pid file or JetStream dir is in ``store_dir``."""
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+        cwd = os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return False
+    if not args or not Path(args[0]).name.startswith(BINARY):
+        return False
+    ours = {os.path.realpath(store_dir / PID_NAME), os.path.realpath(store_dir / "jetstream")}
+    return any(
+        flag in _STORE_FLAGS and os.path.realpath(os.path.join(cwd, value)) in ours
+        for flag, value in itertools.pairwise(args)
+    )
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not _gone(pid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(_POLL)
+    return True
+
+
+def stale_server(store_dir: Path) -> int:
+    """The pid of a live nats-server left on ``store_dir`` (its pid file names it), else 0."""
+    try:
+        pid = int((Path(store_dir) / PID_NAME).read_text().strip() or 0)
+    except (OSError, ValueError):
+        return 0
+    if pid <= 0 or pid == os.getpid() or _gone(pid) or not _serves_store(pid, Path(store_dir)):
+        return 0
+    return pid
+
+
+def stop_stale_server(store_dir: Path, timeout: float = STOP_TIMEOUT) -> int:
+    """Stop the nats-server a killed venom left on ``store_dir``: SIGTERM, then SIGKILL.
+
+    Returns its pid, or 0 when there was none. Raises :class:`ServerError`
+    if it cannot be stopped (another user's process): two servers must
+    never share one JetStream store.
+    """
+    pid = stale_server(store_dir)
+    if not pid:
+        return 0
+    log.warning(
+        "stopping nats-server pid %d: left running on %s by a venom that is gone", pid, store_dir
+    )
+    try:
+        os.kill(pid, signal.SIGTERM)
+        if not _wait_gone(pid, timeout):
+            os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return pid
+    except PermissionError as exc:
+        raise ServerError(
+            f"nats-server pid {pid} still runs on {store_dir}: cannot stop it: {exc}"
+        ) from exc
+    if not _wait_gone(pid, timeout):
+        raise ServerError(f"nats-server pid {pid} still runs on {store_dir} after SIGKILL")
+    return pid
+
+
 class NatsServerProcess:
     """A nats-server child process with synchronous :meth:`start` and :meth:`stop`.
 
@@ -152,6 +246,8 @@ class NatsServerProcess:
 
     def start(self) -> str:
         """Start the server, wait until it accepts connections, return its URL."""
+        self._check_not_running()
+        stop_stale_server(self.store_dir)
         self._spawn()
         try:
             deadline = time.monotonic() + self.start_timeout
@@ -165,6 +261,9 @@ class NatsServerProcess:
 
     async def astart(self) -> str:
         """:meth:`start` that waits with ``anyio.sleep``, so it can be cancelled."""
+        self._check_not_running()
+        if stale_server(self.store_dir):  # a quick look; the stopping may take seconds
+            await anyio.to_thread.run_sync(stop_stale_server, self.store_dir)
         self._spawn()
         try:
             deadline = time.monotonic() + self.start_timeout
@@ -214,9 +313,13 @@ class NatsServerProcess:
         tail = (errors or written)[-lines:]
         return " | ".join(tail) if tail else "(empty log)"
 
-    def _spawn(self) -> None:
+    def _check_not_running(self) -> None:
         if self.process is not None:
             raise ServerError(f"nats-server already running (pid {self.pid})")
+
+    def _spawn(self) -> None:
+        """Start the process; from the main thread, it dies with this one (see parentdeath)."""
+        self._check_not_running()
         binary = find_server(self.server_path)
         self.store_dir.mkdir(parents=True, exist_ok=True)
         self._ports_dir = Path(tempfile.mkdtemp(prefix="venom-nats-ports-"))
@@ -227,14 +330,15 @@ class NatsServerProcess:
             args += ["-js", "-sd", str(self.store_dir / "jetstream")]
         args += self.extra_args
         try:
-            with self.log_path.open("ab") as log:
-                self._log_offset = log.tell()
+            with self.log_path.open("ab") as log_file:
+                self._log_offset = log_file.tell()
                 self.process = subprocess.Popen(
                     args,
                     stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=log,
+                    stdout=log_file,
+                    stderr=log_file,
                     start_new_session=True,
+                    preexec_fn=parent_death_hook(),
                 )
         except OSError as exc:
             self.stop()
