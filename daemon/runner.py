@@ -36,6 +36,7 @@ from venom.daemon.hosting import (
 from venom.daemon.reload import reload_config
 from venom.daemon.service import ServiceState
 from venom.daemon.settings import VenomConfig
+from venom.daemon.statelock import StateLock
 from venom.daemon.supervisor import PluginProcesses, PluginStartError
 from venom.daemon.telemetry import Telemetry
 from venom.plugins.host import PluginHost
@@ -76,19 +77,22 @@ async def run_daemon(
     and stops in order, a second one stops at once. SIGHUP calls ``reload``
     (loads the config again) and applies the live keys. ``telemetry``
     (tests) replaces the providers ``[telemetry]`` asks for; the caller
-    shuts it down.
+    shuts it down. Raises :class:`~venom.daemon.statelock.StateDirInUse`,
+    before anything starts, while another daemon holds ``state_dir``.
     """
     live = config.run.live if live is None else live
-    daemon = _Daemon(config, state_dir, telemetry, reload)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(watch_signals, daemon.on_signal, tg.cancel_scope, daemon.on_reload)
-        tg.start_soon(daemon.state.starting)
-        try:
-            with daemon.startup:
-                await daemon.run(beats, live)
-        finally:
-            daemon.state.notifier.close()
-        tg.cancel_scope.cancel()
+    # Before anything starts: one daemon per state directory (and JetStream store).
+    with StateLock(state_dir):
+        daemon = _Daemon(config, state_dir, telemetry, reload)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(watch_signals, daemon.on_signal, tg.cancel_scope, daemon.on_reload)
+            tg.start_soon(daemon.state.starting)
+            try:
+                with daemon.startup:
+                    await daemon.run(beats, live)
+            finally:
+                daemon.state.notifier.close()
+            tg.cancel_scope.cancel()
     if daemon.fatal:
         raise PluginStartError(daemon.fatal)
     return daemon.arbiter
