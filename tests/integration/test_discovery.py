@@ -9,6 +9,8 @@ against the published ADR-32 schemas.
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -47,29 +49,36 @@ async def _ask(bus: NatsBus, subject: str) -> list[dict[str, Any]]:
 
 
 async def test_services_answer_adr32_while_beating(nats_url: str, tmp_path: Path) -> None:
-    cfg = make_config(prefix=PREFIX, period=0.005, plugins=PluginsConfig(run=PLUGINS, processes=1))
+    cfg = make_config(prefix=PREFIX, period=0.01, plugins=PluginsConfig(run=PLUGINS, processes=1))
     cfg = msgspec.structs.replace(cfg, nats=msgspec.structs.replace(cfg.nats, url=nats_url))
     seen: dict[str, list[dict[str, Any]]] = {}
 
     bus = await NatsBus.connect(nats_url, name="t-inspector")
     try:
         async with anyio.create_task_group() as tg:
-            tg.start_soon(lambda: run_daemon(cfg, tmp_path, beats=2000, live=False))
-            with anyio.fail_after(60):
-                while True:  # until the arbiter has beaten a while
-                    arb = await _ask(bus, "$SRV.STATS.venom-arbiter")
-                    if arb and arb[0]["endpoints"][0]["data"]["beat"] >= 200:
-                        break
-                    await anyio.sleep(0.1)
-            for verb in VERBS:
-                seen[verb] = await _ask(bus, f"$SRV.{verb}")
-            by_name = {d["name"]: d for d in seen["INFO"]}
-            for name, doc in by_name.items():
-                one = await _ask(bus, f"$SRV.PING.{name}")
-                assert [d["id"] for d in one] == [doc["id"]]
-                exact = await _ask(bus, f"$SRV.STATS.{name}.{doc['id']}")
-                assert len(exact) == 1
-                check_adr32("STATS", exact[0])
+            tg.start_soon(lambda: run_daemon(cfg, tmp_path, beats=100_000, live=False))
+            try:
+                with anyio.fail_after(120):
+                    # Until every plugin has answered a while (the beat starts before
+                    # they are all up, and a loaded machine beats slowly).
+                    while True:
+                        arb = await _ask(bus, "$SRV.STATS.venom-arbiter")
+                        data = arb[0]["endpoints"][0]["data"] if arb else {}
+                        if data.get("plugins") == len(PLUGINS) and data.get("replies", 0) >= 1200:
+                            break
+                        await anyio.sleep(0.1)
+                for verb in VERBS:
+                    seen[verb] = await _ask(bus, f"$SRV.{verb}")
+                by_name = {d["name"]: d for d in seen["INFO"]}
+                for name, doc in by_name.items():
+                    one = await _ask(bus, f"$SRV.PING.{name}")
+                    assert [d["id"] for d in one] == [doc["id"]]
+                    exact = await _ask(bus, f"$SRV.STATS.{name}.{doc['id']}")
+                    assert len(exact) == 1
+                    check_adr32("STATS", exact[0])
+            finally:
+                # Stop it as Ctrl-C would (run_daemon watches this process's signals).
+                os.kill(os.getpid(), signal.SIGINT)
     finally:
         await bus.close()
 
@@ -97,7 +106,7 @@ async def test_services_answer_adr32_while_beating(nats_url: str, tmp_path: Path
     assert arbiter["plugins"] == len(PLUGINS)
     assert arbiter["k"] == 2
     assert arbiter["p"] == len(PLUGINS) + 1
-    assert arbiter["replies"] >= 200 * len(PLUGINS) * 0.9
+    assert arbiter["replies"] >= 1200
     assert 0 < arbiter["p50_beat_ns"] <= arbiter["p99_beat_ns"]
     for plugin in PLUGINS:
         (endpoint,) = stats[f"venom-{plugin}"]["endpoints"]
