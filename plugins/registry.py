@@ -11,7 +11,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from venom.plugins.sdk import Plugin, PluginContext, validate_plugin
-from venom.schemas import PluginError, PluginValidationError, VenomError
+from venom.schemas import ConfigError, PluginError, PluginValidationError, VenomError
 
 GROUP = "venom.plugins"
 
@@ -29,6 +29,10 @@ def load_plugin_class(spec: str) -> type[Plugin[Any]]:
             module = importlib.import_module(module_name)
         except ImportError as exc:
             raise PluginError(f"plugin {spec!r}: cannot import {module_name}: {exc}") from exc
+        except Exception as exc:  # the module's own code failed while it was imported
+            raise PluginError(
+                f"plugin {spec!r}: importing {module_name} failed: {type(exc).__name__}: {exc}"
+            ) from exc
         try:
             obj = getattr(module, attr)
         except AttributeError as exc:
@@ -54,6 +58,8 @@ def create_plugin(cls: type[Plugin[Any]], config: Any, context: PluginContext) -
     """An instance of ``cls``; a constructor that fails raises :class:`PluginError` naming it."""
     try:
         return cls(config, context)
+    except ConfigError as exc:  # Plugin.check refused a setting
+        raise PluginValidationError(cls.name, f"invalid config: {exc}") from exc
     except VenomError:
         raise
     except Exception as exc:

@@ -15,6 +15,12 @@ and returns a reply::
 
 Lifecycle is an async context manager (``open``/``close``), like anyio's
 ``AsyncResource``. All state kept across beats belongs to the instance.
+
+Settings are decoded into ``config_type`` (:meth:`Plugin.decode_config`);
+what decoding cannot see and the plugin would fail on when it starts (a
+file it reads, settings that must agree with each other) belongs in the
+:meth:`Plugin.check` classmethod, which ``venom run`` calls for every
+configured plugin before anything starts.
 """
 
 from __future__ import annotations
@@ -118,6 +124,21 @@ class Plugin(ABC, Generic[C]):
 
     async def on_mesh(self, message: Mesh) -> None:
         """Receive a mesh message on one of :attr:`mesh`'s subjects. Default: ignore."""
+
+    @classmethod
+    def check(cls, config: C) -> None:
+        """Check what the plugin would fail on when it starts; default: nothing.
+
+        Override it to check what decoding the config cannot: files the
+        plugin reads, settings that must agree with each other. Raise
+        :class:`~venom.schemas.ConfigError` with ``key`` set to the setting
+        (``ConfigError("no such file", key="scenario")``). ``venom run``
+        calls it for every configured plugin before it starts anything and
+        stops with one line naming the plugin and the key; call it from
+        ``__init__`` too so a plugin built directly is checked the same way.
+        Keep it cheap and free of side effects: it runs in the daemon's
+        process, which never builds the plugins it hands to workers.
+        """
 
     @classmethod
     def decode_config(cls, raw: dict[str, Any] | None) -> C:

@@ -18,7 +18,7 @@ from msgspec import Meta
 from numpy.typing import NDArray
 
 from venom.plugins.sdk import Plugin, PluginContext, lookup
-from venom.schemas import EstimateReply, Pulse, Reply, Role
+from venom.schemas import ConfigError, EstimateReply, Pulse, Reply, Role
 
 
 class CorrelationConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -55,10 +55,18 @@ class CorrelationEstimator(Plugin[CorrelationConfig]):
         self, config: CorrelationConfig | None = None, context: PluginContext | None = None
     ) -> None:
         super().__init__(config, context)
-        if len(self.config.signals) < 2:
-            raise ValueError("correlation needs at least two signals")
+        self.check(self.config)
         self.rows: deque[list[float]] = deque(maxlen=self.config.window)
         self.pairs = list(itertools.combinations(range(len(self.config.signals)), 2))
+
+    @classmethod
+    def check(cls, config: CorrelationConfig) -> None:
+        """At least two signals."""
+        if len(config.signals) < 2:
+            raise ConfigError(
+                f"correlation needs at least two signals, got {len(config.signals)}",
+                key="signals",
+            )
 
     async def handle(self, pulse: Pulse) -> Reply:
         c = self.config

@@ -18,7 +18,7 @@ from msgspec import Meta
 from numpy.typing import NDArray
 
 from venom.plugins.sdk import Plugin, PluginContext, lookup
-from venom.schemas import EstimateReply, Pulse, Reply, Role
+from venom.schemas import ConfigError, EstimateReply, Pulse, Reply, Role
 
 
 class FlowConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -65,11 +65,19 @@ class FlowEstimator(Plugin[FlowConfig]):
         self, config: FlowConfig | None = None, context: PluginContext | None = None
     ) -> None:
         super().__init__(config, context)
+        self.check(self.config)
         c = self.config
-        if c.function == "linear" and len(c.weights) != len(c.features):
-            raise ValueError(f"linear flow needs {len(c.features)} weights, got {len(c.weights)}")
         self.w = np.array(c.weights or [0.0] * len(c.features), dtype=float)
         self.smoothed: float | None = None
+
+    @classmethod
+    def check(cls, config: FlowConfig) -> None:
+        """A linear flow has one weight per feature."""
+        if config.function == "linear" and len(config.weights) != len(config.features):
+            raise ConfigError(
+                f"linear flow needs {len(config.features)} weights, got {len(config.weights)}",
+                key="weights",
+            )
 
     async def handle(self, pulse: Pulse) -> Reply:
         c = self.config

@@ -20,7 +20,7 @@ from msgspec import Meta
 
 from venom.plugins.estimators.kalman_filter import AdaptiveKalmanFilter, KalmanFilter, Matrix
 from venom.plugins.sdk import Plugin, PluginContext
-from venom.schemas import EstimateReply, Pulse, Reply, Role
+from venom.schemas import ConfigError, EstimateReply, Pulse, Reply, Role
 
 Square3 = list[list[float]]
 
@@ -58,7 +58,29 @@ class KalmanEstimator(Plugin[KalmanConfig]):
         self, config: KalmanConfig | None = None, context: PluginContext | None = None
     ) -> None:
         super().__init__(config, context)
+        self.check(self.config)
         self.filter = self._make_filter()
+
+    @classmethod
+    def check(cls, config: KalmanConfig) -> None:
+        """a and q are n x n, c is m x n, r is m x m, one feature per row of c."""
+        n, m = len(config.a), len(config.c)
+        for key, size in (("a", n), ("c", m)):
+            if size == 0:
+                raise ConfigError("must not be empty", key=key)
+        for key, rows, cols in (("a", n, n), ("c", m, n), ("q", n, n), ("r", m, m)):
+            matrix: Square3 = getattr(config, key)
+            if len(matrix) != rows or any(len(row) != cols for row in matrix):
+                shape = "/".join(str(len(row)) for row in matrix) or "0"
+                raise ConfigError(
+                    f"must be {rows} x {cols} (a is {n} x {n}, c has {m} rows), "
+                    f"got {len(matrix)} row(s) of {shape}",
+                    key=key,
+                )
+        if len(config.features) != m:
+            raise ConfigError(
+                f"{len(config.features)} feature(s) for the {m} rows of c", key="features"
+            )
 
     def _model(self) -> tuple[Matrix, ...]:
         """(A, C, Q, R, x0, P0) from the config."""

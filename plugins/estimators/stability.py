@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 
 from venom.plugins.cores.stats import Rolling
 from venom.plugins.sdk import Plugin, PluginContext, lookup
-from venom.schemas import EstimateReply, Pulse, Reply, Role
+from venom.schemas import ConfigError, EstimateReply, Pulse, Reply, Role
 
 
 def spectral_abscissa(m: NDArray[np.float64]) -> float:
@@ -57,14 +57,23 @@ class StabilityEstimator(Plugin[StabilityConfig]):
         self, config: StabilityConfig | None = None, context: PluginContext | None = None
     ) -> None:
         super().__init__(config, context)
+        self.check(self.config)
         m = np.array(self.config.closed_loop, dtype=float)
-        if m.ndim != 2 or m.shape[0] != m.shape[1]:
-            raise ValueError(f"closed_loop must be a square matrix, got shape {m.shape}")
         # The matrix is configuration: its spectrum is computed once.
         self.abscissa = spectral_abscissa(m)
         self.radius = spectral_radius(m)
         self.values = Rolling(self.config.window)
         self.variances = Rolling(self.config.window)
+
+    @classmethod
+    def check(cls, config: StabilityConfig) -> None:
+        """``closed_loop`` is a square matrix."""
+        m = config.closed_loop
+        if not m or any(len(row) != len(m) for row in m):
+            rows = "/".join(str(len(row)) for row in m) or "0"
+            raise ConfigError(
+                f"must be a square matrix, got {len(m)} row(s) of {rows}", key="closed_loop"
+            )
 
     def score(self) -> float:
         if len(self.variances) < 3:

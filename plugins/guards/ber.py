@@ -23,7 +23,7 @@ import msgspec
 from msgspec import Meta
 
 from venom.plugins.sdk import Plugin, PluginContext, lookup
-from venom.schemas import GuardVerdict, Pulse, Reply, Role
+from venom.schemas import ConfigError, GuardVerdict, Pulse, Reply, Role
 
 
 def ber_from_jitter(jitter_ui: float) -> float:
@@ -59,14 +59,18 @@ class BerGuard(Plugin[BerConfig]):
         self, config: BerConfig | None = None, context: PluginContext | None = None
     ) -> None:
         super().__init__(config, context)
-        if self.config.tier not in self.config.tiers:
-            raise ValueError(
-                f"tier {self.config.tier!r} is not one of {', '.join(sorted(self.config.tiers))}"
-            )
+        self.check(self.config)
         self.factor = 1.0
         self.streak = 0
         self.clean = 0
         self.throttling = False
+
+    @classmethod
+    def check(cls, config: BerConfig) -> None:
+        """``tier`` names one of ``tiers``."""
+        if config.tier not in config.tiers:
+            known = ", ".join(sorted(config.tiers)) or "none: tiers is empty"
+            raise ConfigError(f"{config.tier!r} is not one of the tiers ({known})", key="tier")
 
     @property
     def margin(self) -> float:

@@ -19,7 +19,7 @@ import msgspec
 from msgspec import Meta
 
 from venom.plugins.sdk import Plugin, PluginContext, lookup
-from venom.schemas import GuardVerdict, Pulse, Reply, Role
+from venom.schemas import ConfigError, GuardVerdict, Pulse, Reply, Role
 
 
 class DissonanceConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -53,14 +53,20 @@ class DissonanceGuard(Plugin[DissonanceConfig]):
         self, config: DissonanceConfig | None = None, context: PluginContext | None = None
     ) -> None:
         super().__init__(config, context)
+        self.check(self.config)
         cfg = self.config
-        if cfg.reference and len(cfg.reference) != len(cfg.features):
-            raise ValueError(
-                f"reference has {len(cfg.reference)} values for {len(cfg.features)} features"
-            )
         self.ref = normalised(list(cfg.reference)) if cfg.reference else None
         self._sum = [0.0] * len(cfg.features)
         self._count = 0
+
+    @classmethod
+    def check(cls, config: DissonanceConfig) -> None:
+        """A reference profile has one value per feature."""
+        if config.reference and len(config.reference) != len(config.features):
+            raise ConfigError(
+                f"reference has {len(config.reference)} values for {len(config.features)} features",
+                key="reference",
+            )
 
     async def handle(self, pulse: Pulse) -> Reply:
         raw = [lookup(pulse, f) for f in self.config.features]

@@ -12,6 +12,7 @@ before it reaches the limit).
 
 from __future__ import annotations
 
+import itertools
 from typing import Annotated, ClassVar
 
 import msgspec
@@ -19,7 +20,7 @@ from msgspec import Meta
 
 from venom.plugins.cores.stats import Rolling
 from venom.plugins.sdk import Plugin, PluginContext, lookup
-from venom.schemas import Action, GuardVerdict, Pulse, Reply, Role
+from venom.schemas import Action, ConfigError, GuardVerdict, Pulse, Reply, Role
 
 
 class ThermalConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -49,10 +50,21 @@ class ThermalGuard(Plugin[ThermalConfig]):
         self, config: ThermalConfig | None = None, context: PluginContext | None = None
     ) -> None:
         super().__init__(config, context)
+        self.check(self.config)
         c = self.config
-        if not c.low <= c.medium <= c.high <= c.limit:
-            raise ValueError("thermal thresholds must satisfy low <= medium <= high <= limit")
         self.history = Rolling(c.window)
+
+    @classmethod
+    def check(cls, config: ThermalConfig) -> None:
+        """low <= medium <= high <= limit; the key is the first one out of order."""
+        order = [(k, getattr(config, k)) for k in ("low", "medium", "high", "limit")]
+        for (_, below), (key, value) in itertools.pairwise(order):
+            if not below <= value:
+                got = ", ".join(f"{k} = {v}" for k, v in order)
+                raise ConfigError(
+                    f"the thresholds must satisfy low <= medium <= high <= limit, got {got}",
+                    key=key,
+                )
 
     def forecast(self) -> float:
         """Temperature expected ``horizon`` beats after the last one."""

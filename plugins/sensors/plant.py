@@ -19,7 +19,7 @@ With ``apply_decisions = false`` the loop is open (for comparisons).
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import msgspec
 import numpy as np
@@ -28,7 +28,7 @@ from msgspec import Meta
 from venom.plugins.guards.ber import ber_from_jitter
 from venom.plugins.sdk import Plugin, PluginContext
 from venom.plugins.sensors.scenario import Scenario, load_scenario
-from venom.schemas import Label, Pulse, Reply, Role, Telemetry
+from venom.schemas import ConfigError, Label, Pulse, Reply, Role, Telemetry
 
 Vector = tuple[float, float, float]
 
@@ -75,10 +75,8 @@ class OpticalPlant(Plugin[PlantConfig]):
     ) -> None:
         super().__init__(config, context)
         c = self.config
-        self.scenario: Scenario = load_scenario(c.scenario)
-        self.a = np.array(c.a, dtype=float)
-        if self.a.shape != (3, 3):
-            raise ValueError(f"a must be 3x3, got {self.a.shape}")
+        self.scenario: Scenario = load_scenario(c.scenario, key="scenario")
+        self.a = self._matrix(c)
         self.ref = np.array(c.reference, dtype=float)
         self.x = self.ref.copy()
         self.temperature = c.start_temperature
@@ -86,6 +84,21 @@ class OpticalPlant(Plugin[PlantConfig]):
         self.balance_left = 0
         self.boost = False
         self.max_temperature = self.temperature
+
+    @classmethod
+    def check(cls, config: PlantConfig) -> None:
+        """The scenario loads and ``a`` is 3x3 (ConfigError names the key)."""
+        cls._matrix(config)
+        load_scenario(config.scenario, key="scenario")
+
+    @staticmethod
+    def _matrix(config: PlantConfig) -> np.ndarray[Any, np.dtype[np.float64]]:
+        """``a`` as a 3x3 array; ConfigError when it is not one."""
+        a = config.a
+        if len(a) != 3 or any(len(row) != 3 for row in a):
+            shape = " x ".join([str(len(a)), "/".join(str(len(row)) for row in a) or "0"])
+            raise ConfigError(f"must be 3x3, got {shape}", key="a")
+        return np.array(a, dtype=float)
 
     def apply(self, pulse: Pulse) -> str:
         """Apply the previous decision and cooling advice; the cooling level in force."""

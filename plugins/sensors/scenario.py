@@ -54,24 +54,39 @@ class Scenario(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 BUILTIN = ("calm", "default", "storm")
 
 
-def load_scenario(spec: str) -> Scenario:
-    """A built-in scenario by name, or a TOML file by path."""
+def load_scenario(spec: str, *, key: str = "run.scenario") -> Scenario:
+    """A built-in scenario by name, or a TOML file by path.
+
+    ConfigError names ``key`` (the setting that gave ``spec``), the file and
+    what is wrong with it.
+    """
     if spec in BUILTIN:
         text = (
             resources.files("venom.plugins.sensors").joinpath(f"scenarios/{spec}.toml").read_text()
         )
         origin = f"built-in scenario {spec!r}"
     else:
-        path = Path(spec)
-        if not path.is_file():
-            raise ConfigError(
-                f"no scenario {spec!r}: not one of {', '.join(BUILTIN)} and no such file",
-                key="run.scenario",
-            )
-        text, origin = path.read_text(), str(path)
+        text, origin = _read(spec, key), spec
     try:
         return msgspec.convert(tomllib.loads(text), Scenario)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{origin}: invalid TOML: {exc}", key="run.scenario") from exc
+        raise ConfigError(f"{origin}: invalid TOML: {exc}", key=key) from exc
     except msgspec.ValidationError as exc:
-        raise ConfigError(f"{origin}: {exc}", key="run.scenario") from exc
+        raise ConfigError(f"{origin}: {exc}", key=key) from exc
+
+
+def _read(spec: str, key: str) -> str:
+    """The text of the scenario file ``spec``; ConfigError when it cannot be read."""
+    path = Path(spec)
+    if not path.is_file():
+        raise ConfigError(
+            f"no scenario {spec!r}: not one of {', '.join(BUILTIN)} and no such file", key=key
+        )
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{spec}: not a TOML file (not UTF-8 text: {exc.reason})", key=key
+        ) from exc
+    except OSError as exc:
+        raise ConfigError(f"{spec}: cannot read: {exc.strerror or exc}", key=key) from exc

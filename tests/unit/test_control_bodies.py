@@ -64,7 +64,7 @@ def test_weights_refuse_bad_bodies_and_say_why(body: bytes, needle: str) -> None
 
 def test_an_unknown_key_with_line_breaks_is_quoted_and_cut() -> None:
     key = "a\r\nNats-Service-Error-Code: 200" + "x" * 100
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(ValueError, match="unknown key") as info:
         weights_from_body(b'{"%s": 1}' % key.replace("\r\n", "\\r\\n").encode())
     text = str(info.value)
     assert "\n" not in text

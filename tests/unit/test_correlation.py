@@ -7,7 +7,7 @@ import pytest
 
 from venom.plugins.estimators import CorrelationConfig, CorrelationEstimator, pearson
 from venom.plugins.sdk import validate_plugin
-from venom.schemas import EstimateReply, Pulse
+from venom.schemas import ConfigError, EstimateReply, Pulse
 
 pytestmark = pytest.mark.anyio
 
@@ -39,5 +39,5 @@ async def test_plugin_reports_pairs_above_the_threshold() -> None:
     assert reply.values["pairs_above"] == 1.0
     assert reply.vectors["above"] == [0.0, 1.0]
     assert reply.values["samples"] == 50.0
-    with pytest.raises(ValueError, match="two signals"):
+    with pytest.raises(ConfigError, match="signals: correlation needs at least two"):
         CorrelationEstimator(CorrelationConfig(signals=("a",)))

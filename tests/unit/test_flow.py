@@ -7,7 +7,7 @@ import pytest
 
 from venom.plugins.estimators import FlowConfig, FlowEstimator, flow
 from venom.plugins.sdk import validate_plugin
-from venom.schemas import EstimateReply, Pulse
+from venom.schemas import ConfigError, EstimateReply, Pulse
 
 pytestmark = pytest.mark.anyio
 
@@ -39,5 +39,5 @@ async def test_plugin_is_deterministic_and_smoothed() -> None:
         assert ra == rb
     assert isinstance(ra, EstimateReply)
     assert ra.values["flow"] == pytest.approx(1.0, rel=0.2)
-    with pytest.raises(ValueError, match="3 weights"):
+    with pytest.raises(ConfigError, match="weights: linear flow needs 3 weights"):
         FlowEstimator(FlowConfig(function="linear"))

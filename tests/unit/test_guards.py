@@ -24,7 +24,7 @@ from venom.plugins.guards import (
     gate_score,
 )
 from venom.plugins.sdk import validate_plugin
-from venom.schemas import GuardVerdict, Pulse, PulseContext
+from venom.schemas import ConfigError, GuardVerdict, Pulse, PulseContext
 
 pytestmark = pytest.mark.anyio
 
@@ -163,7 +163,7 @@ async def test_dissonance_with_a_configured_reference() -> None:
     v = await guard.handle(pulse(1, a=1.0, b=0.0))
     assert isinstance(v, GuardVerdict)
     assert not v.allow
-    with pytest.raises(ValueError, match="reference has 1 values for 2 features"):
+    with pytest.raises(ConfigError, match="reference: reference has 1 values for 2 features"):
         DissonanceGuard(DissonanceConfig(features=("a", "b"), reference=(1.0,)))
 
 
@@ -186,7 +186,7 @@ async def test_thermal_forecast_advice_and_optimize_block() -> None:
     assert isinstance(v, GuardVerdict)
     assert not v.allow
     assert v.recommend == "high"
-    with pytest.raises(ValueError, match="thresholds"):
+    with pytest.raises(ConfigError, match="medium: the thresholds"):
         ThermalGuard(ThermalConfig(low=90.0))
 
 
@@ -220,7 +220,7 @@ async def test_ber_throttles_only_after_three_violations_and_adapts() -> None:
         v = await guard.handle(pulse(b, **f))
         assert isinstance(v, GuardVerdict)
         assert v.allow
-    with pytest.raises(ValueError, match="tier 'platinum'"):
+    with pytest.raises(ConfigError, match="tier: 'platinum' is not one of the tiers"):
         BerGuard(BerConfig(tier="platinum"))
 
 

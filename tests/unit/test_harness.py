@@ -116,7 +116,7 @@ async def test_config_errors_surface_as_in_production() -> None:
 
 async def test_a_constructor_that_refuses_its_config_is_a_plugin_error() -> None:
     harness = PluginHarness(ThermalGuard, config={"low": 90.0})
-    with pytest.raises(PluginError, match=r"'thermal' cannot be created: ValueError: .*low <="):
+    with pytest.raises(PluginError, match=r"'thermal': invalid config: medium: .*low <="):
         async with harness:
             pass
 

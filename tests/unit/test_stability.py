@@ -15,7 +15,7 @@ from venom.plugins.estimators import (
     spectral_radius,
 )
 from venom.plugins.sdk import validate_plugin
-from venom.schemas import EstimateReply, Pulse
+from venom.schemas import ConfigError, EstimateReply, Pulse
 
 pytestmark = pytest.mark.anyio
 
@@ -82,7 +82,7 @@ async def test_score_falls_when_the_variance_grows() -> None:
 
 def test_plugin_and_config_checks() -> None:
     assert validate_plugin(StabilityEstimator) is StabilityEstimator
-    with pytest.raises(ValueError, match="square"):
+    with pytest.raises(ConfigError, match="closed_loop: must be a square"):
         StabilityEstimator(StabilityConfig(closed_loop=[[1.0, 2.0]]))
     cont = StabilityEstimator(
         StabilityConfig(closed_loop=[[-2.0, 0.0], [0.0, -0.5]], discrete=False)
