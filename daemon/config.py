@@ -14,6 +14,7 @@ and where the value came from; the start stops.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import tomllib
@@ -135,8 +136,33 @@ def _decode(tree: dict[str, Any], sources: Mapping[str, str], origin: str) -> Ve
         raise ConfigError(f"{detail} (from {source})", key=key) from exc
 
 
+def _non_finite(value: object, key: str) -> str:
+    """The dotted key of the first NaN or infinite float in ``value`` ("" when none).
+
+    ``plugins.settings`` is left to each plugin's own config (where ``inf``
+    may mean "no limit").
+    """
+    if isinstance(value, float):
+        return "" if math.isfinite(value) else key
+    if isinstance(value, msgspec.Struct):
+        items: list[tuple[str, object]] = [
+            (f"{key}.{name}" if key else name, getattr(value, name))
+            for name in value.__struct_fields__
+        ]
+    elif isinstance(value, dict) and key != "plugins.settings":
+        items = [(f"{key}.{k}", v) for k, v in value.items()]
+    elif isinstance(value, list | tuple):
+        items = [(f"{key}[{i}]", v) for i, v in enumerate(value)]
+    else:
+        return ""
+    return next((found for k, v in items if (found := _non_finite(v, k))), "")
+
+
 def validate(cfg: VenomConfig) -> VenomConfig:
     """Rules that span keys; the types and ranges were checked when decoding."""
+    bad = _non_finite(cfg, "")
+    if bad:
+        raise ConfigError("must be a finite number (not nan or inf)", key=bad)
     beat = cfg.beat
     if beat.k < 1 or beat.p < 1 or beat.k * beat.p <= 1:
         raise ConfigError(
