@@ -13,34 +13,65 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import stop_process
+from tests.processes import kill_tree
 
 pytestmark = pytest.mark.integration
 
 VENOM = [sys.executable, "-m", "venom.daemon"]
+WAIT = 120.0  # seconds: deadlines for conditions, met many times over on a slow machine
 
 
-def venom(*args: str, timeout: float = 60, **kw: object) -> subprocess.CompletedProcess[str]:
+def venom(*args: str, timeout: float = WAIT, **kw: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*VENOM, *args], capture_output=True, text=True, timeout=timeout, check=False, **kw
     )  # type: ignore[call-overload, no-any-return]
 
 
-def spawn(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [*VENOM, *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **(env or {})},
-    )
+def spawn(
+    *args: str, log: Path, env: dict[str, str] | None = None, own_session: bool = False
+) -> subprocess.Popen[str]:
+    """A venom process whose stderr goes to ``log``.
+
+    A file, not a pipe: nobody reads a pipe while the test waits, and a daemon
+    whose stderr pipe is full stops at its next log line.
+    """
+    with log.open("w") as err:
+        return subprocess.Popen(
+            [*VENOM, *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            text=True,
+            env={**os.environ, **(env or {})},
+            start_new_session=own_session,
+        )
 
 
-def stop(proc: subprocess.Popen[str], timeout: float = 20) -> tuple[int, str]:
-    return stop_process(proc, timeout)
+def stop(
+    proc: subprocess.Popen[str], log: Path, sig: int = signal.SIGTERM, timeout: float = WAIT
+) -> tuple[int, str]:
+    """Signal ``proc`` (its process group for SIGINT, as a terminal's Ctrl-C) and wait.
+
+    (exit code, what it logged). Not stopped in time: it and everything below
+    it are killed, and the test fails.
+    """
+    if proc.poll() is None:
+        if sig == signal.SIGINT:
+            os.killpg(proc.pid, sig)
+        else:
+            proc.send_signal(sig)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        kill_tree(proc.pid)
+        proc.wait()
+        raise AssertionError(
+            f"did not stop within {timeout} s:\n{log.read_text()[-3000:]}"
+        ) from None
+    return proc.returncode, log.read_text()
 
 
-def wait_for(cond: object, timeout: float = 20.0, what: str = "") -> None:
+def wait_for(cond: object, timeout: float = WAIT, what: str = "") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if cond():  # type: ignore[operator]
@@ -95,8 +126,17 @@ def test_status_tail_plugins_and_an_out_of_process_plugin(nats_url: str, tmp_pat
         "[beat]\ndiscovery_interval = 0.2\n"
     )
     common = ["--config", str(cfg), "--nats", nats_url]
-    plugin = spawn("plugin", "run", "optimize-core", *common, "--state-dir", str(tmp_path / "p"))
-    daemon = spawn("run", *common, "--no-live", "--state-dir", str(tmp_path / "d"))
+    plugin_log, daemon_log = tmp_path / "plugin.log", tmp_path / "daemon.log"
+    plugin = spawn(
+        "plugin",
+        "run",
+        "optimize-core",
+        *common,
+        "--state-dir",
+        str(tmp_path / "p"),
+        log=plugin_log,
+    )
+    daemon = spawn("run", *common, "--no-live", "--state-dir", str(tmp_path / "d"), log=daemon_log)
     try:
 
         def counted() -> bool:
@@ -123,7 +163,7 @@ def test_status_tail_plugins_and_an_out_of_process_plugin(nats_url: str, tmp_pat
             "ALERT",
             "QUARANTINE",
         }
-        tail = venom("tail", *common, "--count", "3", timeout=20)
+        tail = venom("tail", *common, "--count", "3", timeout=WAIT)
         assert tail.returncode == 0, tail.stderr
         lines = tail.stdout.strip().splitlines()
         assert len(lines) == 3
@@ -143,8 +183,8 @@ def test_status_tail_plugins_and_an_out_of_process_plugin(nats_url: str, tmp_pat
         table = venom("plugins", *common)
         assert table.stdout.splitlines()[0].split()[:4] == ["NAME", "ROLE", "VERSION", "INSTANCES"]
     finally:
-        rc_daemon, err_daemon = stop(daemon)
-        rc_plugin, err_plugin = stop(plugin)
+        rc_daemon, err_daemon = stop(daemon, daemon_log)
+        rc_plugin, err_plugin = stop(plugin, plugin_log)
     assert rc_daemon == 0, err_daemon
     assert rc_plugin == 0, err_plugin
     assert "stopped after" in err_daemon
@@ -158,14 +198,15 @@ def test_status_without_a_daemon_fails_with_one_line(nats_url: str) -> None:
 
 def test_sigterm_stops_the_daemon_and_its_embedded_server(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    daemon = spawn("run", "--no-live", "--state-dir", str(state))
+    log = tmp_path / "daemon.log"
+    daemon = spawn("run", "--no-live", "--state-dir", str(state), log=log)
     url_file = state / "nats.url"
     try:
         wait_for(url_file.exists, what="the embedded server's URL file")
         url = url_file.read_text().strip()
         wait_for(lambda: venom("status", "--nats", url).returncode == 0, what="status")
     finally:
-        rc, err = stop(daemon)
+        rc, err = stop(daemon, log)
     assert rc == 0, err
     assert "stopped after" in err
     assert not url_file.exists()
@@ -182,44 +223,31 @@ def beat_of(url: str) -> int:
     return int(json.loads(out.stdout).get("beat", 0))
 
 
-def run_in_own_session(state: Path) -> subprocess.Popen[str]:
-    """`venom run` as a terminal would start it: its own process group."""
-    return subprocess.Popen(
-        [*VENOM, "run", "--no-live", "--state-dir", str(state)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-
-
 def test_ctrl_c_during_start_up_stops_cleanly(tmp_path: Path) -> None:
-    state = tmp_path / "state"
-    proc = run_in_own_session(state)
+    state, log = tmp_path / "state", tmp_path / "daemon.log"
+    proc = spawn("run", "--no-live", "--state-dir", str(state), log=log, own_session=True)
     try:
         # The plugin processes are still importing when the server is up.
         wait_for((state / "run" / "plugins.json").exists, what="the plugin processes to start")
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err
-    assert "stopping during start-up" in err
+        rc, err = stop(proc, log, signal.SIGINT)  # what Ctrl-C in a terminal does
+    assert rc == 0, err
     assert not (state / "nats.url").exists()
+    assert not (state / "run" / "plugins.json").exists()
 
 
 def test_ctrl_c_to_the_process_group_stops_cleanly_with_every_beat_in_the_ledger(
     tmp_path: Path,
 ) -> None:
-    state = tmp_path / "state"
-    proc = run_in_own_session(state)
+    state, log = tmp_path / "state", tmp_path / "daemon.log"
+    proc = spawn("run", "--no-live", "--state-dir", str(state), log=log, own_session=True)
     try:
         wait_for((state / "nats.url").exists, what="the embedded server")
         url = (state / "nats.url").read_text().strip()
-        wait_for(lambda: beat_of(url) > 50, timeout=60, what="beats")
+        wait_for(lambda: beat_of(url) > 50, what="beats")
     finally:
-        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
-        _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err
+        rc, err = stop(proc, log, signal.SIGINT)
+    assert rc == 0, err
     beats = int(err.split("stopped after ")[1].split(" beats")[0])
     assert beats > 0
     verify = venom("ledger", "verify", "--state-dir", str(state))
