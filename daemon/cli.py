@@ -1,7 +1,10 @@
 """The ``venom`` command line (SPEC 10).
 
 Every command has ``--help``, exits 0 on success and non-zero with a
-one-line reason on failure; data commands take ``--json``.
+one-line reason on failure; data commands take ``--json``. Bad input
+(config, flags, files) exits 1 with ``venom: error: ...`` (argparse: 2);
+an unexpected exception, which is a bug, exits 70 with ``venom: internal
+error: ...`` (the traceback is logged at ``--log-level debug``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ from venom.daemon.cliparser import build_parser
 from venom.schemas import ConfigError, Subjects, VenomError, export_schemas
 
 log = logging.getLogger("venom.cli")
+
+#: Exit code of an unexpected exception (EX_SOFTWARE, sysexits.h).
+INTERNAL_ERROR = 70
 
 
 def _load(args: argparse.Namespace, overrides: dict[str, Any] | None = None) -> Any:
@@ -71,6 +77,7 @@ async def _with_bus(url: str, config: Any, fn: Callable[[Any], Awaitable[int]]) 
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from venom.daemon.preflight import check_start
     from venom.daemon.runner import run_daemon
 
     overrides: dict[str, Any] = {}
@@ -86,6 +93,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         overrides["run.scenario"] = args.scenario
     config = _load(args, overrides)
     state_dir = _state_dir(args, config)
+    # Bad input stops here, before a server or a worker starts (and fails again forever).
+    check_start(config)
     live = False if args.no_live else None
     # SIGHUP reads the same file, environment and flags again.
     _run_async(run_daemon, config, state_dir, live=live, reload=lambda: _load(args, overrides))
@@ -155,9 +164,11 @@ def cmd_plugin(args: argparse.Namespace) -> int:
             for name, target in sorted(found.items()):
                 print(f"{name:<24} {target}")
         return 0
+    from venom.daemon.preflight import check_plugins
     from venom.daemon.runner import run_plugins
 
     config = _load(args)
+    check_plugins(config, list(args.names))
     url = _nats_url(args, config)
     state_dir = _state_dir(args, config)
     _run_async(run_plugins, config, list(args.names), url, state_dir, parent=args.watch_parent)
@@ -170,8 +181,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.what == "ledger":
         from venom.daemon.ledgerbench import format_ledger_results, run_ledger_bench
 
-        if args.entries < 1 or args.group_ms <= 0 or args.proof_leaves < 1:
-            raise ConfigError("--entries and --proof-leaves must be >= 1, --group-ms > 0")
         figures = run_ledger_bench(args.entries, args.group_ms, args.proof_leaves)
         print(json.dumps(figures, indent=2) if args.json else format_ledger_results(figures))
         return 0
@@ -179,8 +188,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.what in ("plugins", "daemon"):
         from venom.daemon import pluginbench
 
-        if args.beats < 0:
-            raise ConfigError("--beats must be >= 1")
         config = _load(args)
         if args.what == "plugins":
             rows = _run_async(pluginbench.bench_plugins, config, args.beats or 2000)
@@ -294,6 +301,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"venom: error: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:  # a bug, not bad input: still one line, and a distinct code
+        log.debug("internal error", exc_info=exc)
+        print(f"venom: internal error: {_one_line(exc)} (please report)", file=sys.stderr)
+        return INTERNAL_ERROR
+
+
+def _one_line(exc: BaseException) -> str:
+    """``Type: message`` of ``exc`` (of the first one inside a group) on one line."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 if __name__ == "__main__":

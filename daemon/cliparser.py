@@ -6,7 +6,44 @@
 from __future__ import annotations
 
 import argparse
+import math
+from collections.abc import Callable
 from pathlib import Path
+
+from venom.daemon.config import LOG_LEVELS
+
+
+def positive(text: str) -> float:
+    """A finite number > 0 (seconds, milliseconds): an argparse ``type``."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse ``type``: an integer >= ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def log_level(text: str) -> str:
+    """One of :data:`LOG_LEVELS`, any case: an argparse ``type``."""
+    if text.lower() not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(LOG_LEVELS)}")
+    return text.lower()
 
 
 def _common_nats(p: argparse.ArgumentParser) -> None:
@@ -25,7 +62,10 @@ def _common() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     # SUPPRESS: given after the command it must not reset one given before it.
     p.add_argument(
-        "--log-level", default=argparse.SUPPRESS, help="debug, info, warning, error (default info)"
+        "--log-level",
+        type=log_level,
+        default=argparse.SUPPRESS,
+        help="debug, info, warning, error (default info)",
     )
     return p
 
@@ -34,7 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="venom", description="Pulse-driven orchestration daemon on NATS."
     )
-    parser.add_argument("--log-level", default=None, help="debug, info, warning, error")
+    parser.add_argument(
+        "--log-level", type=log_level, default=None, help="debug, info, warning, error"
+    )
     common = _common()
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -55,20 +97,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common_nats(status)
     status.add_argument("--json", action="store_true", help="(default) JSON output")
-    status.add_argument("--timeout", type=float, default=2.0)
+    status.add_argument("--timeout", type=positive, default=2.0, metavar="S")
 
     tail = sub.add_parser("tail", parents=[common], help="print messages on a subject live")
     _common_nats(tail)
     tail.add_argument("subject", nargs="?", help="subject (default <prefix>.decision)")
     tail.add_argument("--json", action="store_true", help="one JSON object per message")
-    tail.add_argument("--count", type=int, default=0, metavar="N", help="stop after N")
+    tail.add_argument(
+        "--count", type=at_least(0), default=0, metavar="N", help="stop after N (0: never)"
+    )
 
     plugins = sub.add_parser(
         "plugins", parents=[common], help="list the plugins discovery sees on the bus"
     )
     _common_nats(plugins)
     plugins.add_argument("--json", action="store_true")
-    plugins.add_argument("--timeout", type=float, default=0.5)
+    plugins.add_argument("--timeout", type=positive, default=0.5, metavar="S")
 
     plugin = sub.add_parser("plugin", parents=[common], help="run or list plugins")
     psub = plugin.add_subparsers(dest="plugin_command", metavar="ACTION", required=True)
@@ -106,21 +150,29 @@ def build_parser() -> argparse.ArgumentParser:
         "`venom run` to its first beat and to every plugin answering",
     )
     bench.add_argument(
-        "--beats", type=int, default=0, help="plugins: pulses (2000); daemon: beats (10000)"
+        "--beats",
+        type=at_least(0),
+        default=0,
+        help="plugins: pulses (2000); daemon: beats (10000)",
     )
     bench.add_argument("--config", metavar="FILE", help="plugins/daemon: the config to measure")
-    bench.add_argument("--entries", type=int, default=20000, help="ledger: records to append")
-    bench.add_argument("--group-ms", type=float, default=20.0, help="ledger: fsync interval")
     bench.add_argument(
-        "--proof-leaves", type=int, default=1_000_000, help="ledger: tree size for the proof timing"
+        "--entries", type=at_least(1), default=20000, help="ledger: records to append"
+    )
+    bench.add_argument("--group-ms", type=positive, default=20.0, help="ledger: fsync interval")
+    bench.add_argument(
+        "--proof-leaves",
+        type=at_least(1),
+        default=1_000_000,
+        help="ledger: tree size for the proof timing",
     )
     bench.add_argument("--sizes", default="4,16,64", help="plugin counts, comma-separated")
     bench.add_argument(
-        "--duration", type=float, default=3.0, metavar="S", help="seconds per measurement"
+        "--duration", type=positive, default=3.0, metavar="S", help="seconds per measurement"
     )
     bench.add_argument(
         "--rounds",
-        type=int,
+        type=at_least(1),
         default=None,
         help="loop: alternating rounds per size (2); startup: runs (5)",
     )

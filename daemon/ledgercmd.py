@@ -10,9 +10,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
+from msgspec import Meta
 
 from venom.plugins.ledger.entry import parse_entry
 from venom.plugins.ledger.merkle import sha3_256, verify_consistency, verify_inclusion
@@ -175,36 +176,88 @@ def _verify(directory: Path, as_json: bool) -> int:
     return 0
 
 
+class InclusionProof(msgspec.Struct, frozen=True, kw_only=True, tag="inclusion", tag_field="type"):
+    """What ``venom ledger prove`` writes."""
+
+    index: Annotated[int, Meta(ge=0)]
+    size: Annotated[int, Meta(ge=1)]
+    leaf_hash: str
+    root: str
+    proof: list[str]
+    hash: str = HASH_NAME
+
+
+class ConsistencyProof(
+    msgspec.Struct, frozen=True, kw_only=True, tag="consistency", tag_field="type"
+):
+    """What ``venom ledger consistency`` writes."""
+
+    old_size: Annotated[int, Meta(ge=0)]
+    new_size: Annotated[int, Meta(ge=0)]
+    old_root: str
+    new_root: str
+    proof: list[str]
+    hash: str = HASH_NAME
+
+
+Proof = InclusionProof | ConsistencyProof
+
+
 def _check_proof(path: str) -> int:
-    text = sys.stdin.read() if path == "-" else Path(path).read_text()
-    try:
-        doc = json.loads(text)
-        if doc.get("hash", HASH_NAME) != HASH_NAME:
-            raise LedgerError(f"unsupported hash {doc['hash']!r} (this ledger uses {HASH_NAME})")
-        proof = [bytes.fromhex(p) for p in doc["proof"]]
-        if doc["type"] == "inclusion":
-            ok = verify_inclusion(
-                int(doc["index"]),
-                int(doc["size"]),
-                bytes.fromhex(doc["leaf_hash"]),
-                proof,
-                bytes.fromhex(doc["root"]),
-                sha3_256,
-            )
-        elif doc["type"] == "consistency":
-            ok = verify_consistency(
-                int(doc["old_size"]),
-                int(doc["new_size"]),
-                bytes.fromhex(doc["old_root"]),
-                bytes.fromhex(doc["new_root"]),
-                proof,
-                sha3_256,
-            )
-        else:
-            raise LedgerError(f"unknown proof type {doc['type']!r}")
-    except (ValueError, KeyError, TypeError) as exc:
-        raise LedgerError(f"{path}: not a proof file: {exc}") from exc
+    proof = _read_proof(path)
+    if isinstance(proof, InclusionProof):
+        ok = verify_inclusion(
+            proof.index,
+            proof.size,
+            _digest(path, "leaf_hash", proof.leaf_hash),
+            _path(path, proof.proof),
+            _digest(path, "root", proof.root),
+            sha3_256,
+        )
+        kind = "inclusion"
+    else:
+        ok = verify_consistency(
+            proof.old_size,
+            proof.new_size,
+            _digest(path, "old_root", proof.old_root),
+            _digest(path, "new_root", proof.new_root),
+            _path(path, proof.proof),
+            sha3_256,
+        )
+        kind = "consistency"
     if not ok:
         raise LedgerError(f"{path}: proof does NOT verify")
-    print(f"valid {doc['type']} proof")
+    print(f"valid {kind} proof")
     return 0
+
+
+def _read_proof(path: str) -> Proof:
+    """The proof in ``path`` ('-': stdin); LedgerError says what is wrong with it."""
+    try:
+        data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    except OSError as exc:
+        raise LedgerError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    try:
+        proof: Proof = msgspec.json.decode(data, type=Proof)
+    except msgspec.DecodeError as exc:
+        raise LedgerError(f"{path}: not a proof file: {exc}") from exc
+    if proof.hash != HASH_NAME:
+        raise LedgerError(f"{path}: unsupported hash {proof.hash!r} (this ledger uses {HASH_NAME})")
+    return proof
+
+
+def _digest(path: str, field: str, text: str) -> bytes:
+    """A 32-byte hash written as hex; LedgerError names the field."""
+    try:
+        value = bytes.fromhex(text)
+    except ValueError as exc:
+        raise LedgerError(f"{path}: not a proof file: {field} is not hex ({exc})") from exc
+    if len(value) != 32:
+        raise LedgerError(
+            f"{path}: not a proof file: {field} must be 64 hex digits, got {len(text)}"
+        )
+    return value
+
+
+def _path(path: str, hashes: list[str]) -> list[bytes]:
+    return [_digest(path, f"proof[{i}]", h) for i, h in enumerate(hashes)]

@@ -275,7 +275,16 @@ class LedgerStore:
         return data
 
     def read_checkpoint(self) -> dict[str, object] | None:
+        """The checkpoint's JSON object (None: no checkpoint); LedgerCorrupt when unreadable."""
         if not self.checkpoint_path.exists():
             return None
-        doc: dict[str, object] = json.loads(self.checkpoint_path.read_text())
+        try:
+            doc = json.loads(self.checkpoint_path.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise LedgerCorrupt(f"{self.checkpoint_path}: unreadable checkpoint: {exc}") from exc
+        if not isinstance(doc, dict):
+            raise LedgerCorrupt(
+                f"{self.checkpoint_path}: unreadable checkpoint: a JSON {type(doc).__name__}, "
+                "not an object"
+            )
         return doc

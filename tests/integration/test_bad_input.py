@@ -1,8 +1,15 @@
-"""Bad input never stops the beat (issue 2, item 6), over a real nats-server."""
+"""Bad input never stops the beat (issue 2, item 6), over a real nats-server;
+bad input to a command stops it with one line, before anything starts (issue 11).
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -147,3 +154,210 @@ async def test_junk_on_pulse_telemetry_and_ctl(nats_url: str) -> None:
         await pbus.close()
     assert [r.beat for r in records] == list(range(1, len(records) + 1))
     assert all(r.report.replied.keys() == {"echo"} for r in records[-10:])
+
+
+VENOM = [sys.executable, "-m", "venom.daemon"]
+#: What a started daemon leaves in its state directory (the server, its store).
+STARTED = {"nats.url", "nats-server.pid", "jetstream"}
+
+
+def venom(*args: str, stdin: bytes | None = None, timeout: float = 120) -> tuple[int, str]:
+    """Run a venom command to its end: (exit code, stderr); its whole group killed on timeout."""
+    proc = subprocess.Popen(
+        [*VENOM, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        _, err = proc.communicate(stdin, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        _, err = proc.communicate()
+        raise AssertionError(f"venom {' '.join(args)} still running after {timeout} s") from None
+    return proc.returncode, err.decode(errors="replace")
+
+
+def assert_one_line(code: int, err: str, *needles: str, exit_code: int = 1) -> str:
+    assert "Traceback" not in err, err
+    assert code == exit_code, (code, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert all(n in lines[0] for n in needles), (needles, lines[0])
+    return lines[0]
+
+
+def assert_nothing_started(state: Path) -> None:
+    found = sorted(str(p) for p in state.rglob("*") if p.name in STARTED)
+    assert not found, found
+
+
+BAD_SCENARIOS = {
+    "invalid-toml": ('name = "x"\n[[disturbance\n', "invalid TOML"),
+    "bad-kind": (
+        'name = "x"\n[[disturbance]]\nkind = "meteor"\nstart = 1\nduration = 1\n',
+        "disturbance[0].kind",
+    ),
+    "unknown-key": (
+        'name = "x"\n[[disturbance]]\nkind = "jitter_burst"\nstrat = 1\nduration = 1\n',
+        "unknown field `strat`",
+    ),
+    "not-text": ("\udcff\udcfe", "not UTF-8"),
+}
+
+
+def test_run_refuses_a_missing_scenario_file(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    code, err = venom("run", "--scenario", str(tmp_path / "nope.toml"), "--state-dir", str(state))
+    assert_one_line(code, err, "venom: error: plugin 'optical-plant': run.scenario:", "nope.toml")
+    assert_nothing_started(state)
+
+
+@pytest.mark.parametrize("case", sorted(BAD_SCENARIOS))
+def test_run_refuses_a_bad_scenario_file(tmp_path: Path, case: str) -> None:
+    text, needle = BAD_SCENARIOS[case]
+    scenario = tmp_path / f"{case}.toml"
+    scenario.write_bytes(text.encode("utf-8", errors="surrogateescape"))
+    state = tmp_path / "state"
+    code, err = venom("run", "--scenario", str(scenario), "--state-dir", str(state))
+    assert_one_line(code, err, "plugin 'optical-plant': run.scenario:", scenario.name, needle)
+    assert_nothing_started(state)
+
+
+BAD_SETTINGS = {
+    "wrong-type": (
+        '[plugins.settings.optical-plant]\ngain = "high"\n',
+        "plugin 'optical-plant': plugins.settings.optical-plant.gain: Expected `float`",
+    ),
+    "out-of-order": (
+        "[plugins.settings.thermal]\nlow = 90.0\n",
+        "plugin 'thermal': plugins.settings.thermal.medium: the thresholds must satisfy",
+    ),
+    "plant-scenario": (
+        '[plugins.settings.optical-plant]\nscenario = "gone.toml"\n',
+        "plugins.settings.optical-plant.scenario: no scenario 'gone.toml'",
+    ),
+    "inf": ("[beat]\nperiod = inf\n", "beat.period: must be a finite number"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_SETTINGS))
+def test_run_refuses_a_bad_setting(tmp_path: Path, case: str) -> None:
+    toml, needle = BAD_SETTINGS[case]
+    cfg = tmp_path / "venom.toml"
+    cfg.write_text(toml)
+    state = tmp_path / "state"
+    code, err = venom("run", "--config", str(cfg), "--state-dir", str(state))
+    assert_one_line(code, err, "venom: error: ", needle)
+    assert_nothing_started(state)
+
+
+def test_plugin_run_checks_its_plugins_before_it_connects(tmp_path: Path) -> None:
+    cfg = tmp_path / "venom.toml"
+    cfg.write_text("[plugins.settings.ber]\ntier = 'platinum'\n")
+    code, err = venom("plugin", "run", "ber", "--config", str(cfg), "--nats", "nats://127.0.0.1:1")
+    assert_one_line(code, err, "plugin 'ber': plugins.settings.ber.tier: 'platinum'")
+
+
+PROOF = {
+    "type": "inclusion",
+    "index": 0,
+    "size": 1,
+    "leaf_hash": "ab" * 32,
+    "root": "ab" * 32,
+    "proof": [],
+}
+
+BAD_PROOFS = {
+    "list": (b"[1, 2]", "Expected `object`, got `array`"),
+    "string": (b'"proof"', "Expected `object`, got `str`"),
+    "number": (b"42", "Expected `object`, got `int`"),
+    "invalid-json": (b"{nope", "JSON is malformed"),
+    "not-text": (b"\xff\xfe", "JSON is malformed"),
+    "no-type": (b"{}", "missing required field `type`"),
+    "unknown-type": (b'{"type": "weird"}', "Invalid value 'weird' - at `$.type`"),
+    "missing-keys": (b'{"type": "inclusion", "index": 0}', "missing required field `size`"),
+    "wrong-type": (
+        msgspec.json.encode({**PROOF, "index": "0"}),
+        "Expected `int`, got `str` - at `$.index`",
+    ),
+    "negative": (
+        msgspec.json.encode({**PROOF, "type": "consistency", "old_size": -1}),
+        "Expected `int` >= 0 - at `$.old_size`",
+    ),
+    "not-hex": (msgspec.json.encode({**PROOF, "root": "zz" * 32}), "root is not hex"),
+    "short-hash": (
+        msgspec.json.encode({**PROOF, "proof": ["ab"]}),
+        "proof[0] must be 64 hex digits",
+    ),
+    "other-hash": (msgspec.json.encode({**PROOF, "hash": "md5"}), "unsupported hash 'md5'"),
+}
+
+
+def test_check_proof_reads_a_valid_proof(tmp_path: Path) -> None:
+    # One leaf: the root is the leaf's hash.
+    code, err = venom("ledger", "check-proof", "-", stdin=msgspec.json.encode(PROOF))
+    assert (code, err) == (0, "")
+
+
+@pytest.mark.parametrize("case", sorted(BAD_PROOFS))
+def test_check_proof_refuses_what_is_not_a_proof(tmp_path: Path, case: str) -> None:
+    data, needle = BAD_PROOFS[case]
+    path = tmp_path / f"{case}.json"
+    path.write_bytes(data)
+    code, err = venom("ledger", "check-proof", str(path))
+    assert_one_line(code, err, f"venom: error: {path}:", needle)
+    code, err = venom("ledger", "check-proof", "-", stdin=data)
+    assert_one_line(code, err, "venom: error: -:", needle)
+
+
+def test_check_proof_of_a_file_that_cannot_be_read(tmp_path: Path) -> None:
+    code, err = venom("ledger", "check-proof", str(tmp_path / "gone.json"))
+    assert_one_line(code, err, "gone.json: cannot read: No such file or directory")
+    code, err = venom("ledger", "check-proof", str(tmp_path))
+    assert_one_line(code, err, "cannot read: Is a directory")
+
+
+def test_a_damaged_checkpoint_is_one_line(tmp_path: Path) -> None:
+    ledger = tmp_path / "plugins" / "ledger"
+    ledger.mkdir(parents=True)
+    (ledger / "entries.log").write_bytes(b"")
+    for damage, needle in ((b"[1]", "a JSON list, not an object"), (b"{x", "unreadable")):
+        (ledger / "checkpoint").write_bytes(damage)
+        code, err = venom("ledger", "head", "--state-dir", str(tmp_path))
+        assert_one_line(code, err, "checkpoint: unreadable checkpoint", needle)
+
+
+BAD_FLAGS = [
+    (["status", "--timeout", "nan"], "argument --timeout: must be a finite number > 0"),
+    (["plugins", "--timeout", "inf"], "argument --timeout: must be a finite number > 0"),
+    (["tail", "--count", "-1"], "argument --count: must be >= 0"),
+    (["bench", "--duration", "-1"], "argument --duration: must be a finite number > 0"),
+    (["bench", "--rounds", "0"], "argument --rounds: must be >= 1"),
+    (["bench", "ledger", "--group-ms", "nan"], "argument --group-ms: must be a finite"),
+    (["--log-level", "loud", "status"], "argument --log-level: 'loud' is not one of"),
+]
+
+
+@pytest.mark.parametrize(("args", "needle"), BAD_FLAGS)
+def test_bad_flags_are_refused_before_the_command_runs(args: list[str], needle: str) -> None:
+    code, err = venom(*args, "--nats", "nats://127.0.0.1:1")
+    assert "Traceback" not in err, err
+    assert code == 2, err
+    assert needle in err.strip().splitlines()[-1]
+
+
+def test_a_plugin_module_that_fails_to_import_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "broken_at_import.py").write_text("raise RuntimeError('boom')\n")
+    proc = subprocess.run(
+        [*VENOM, "plugin", "run", "broken_at_import:Guard", "--nats", "nats://127.0.0.1:1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+    )
+    assert_one_line(
+        proc.returncode, proc.stderr, "importing broken_at_import failed: RuntimeError: boom"
+    )
