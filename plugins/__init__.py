@@ -8,6 +8,7 @@ from venom.plugins.registry import GROUP, available, load_plugin_class
 from venom.plugins.sdk import NoConfig, Plugin, PluginContext, lookup, validate_plugin
 from venom.plugins.testing import PluginHarness
 from venom.schemas import (
+    ConfigError,
     CoreReply,
     ErrorReply,
     EstimateReply,
@@ -24,6 +25,7 @@ from venom.schemas import (
 
 __all__ = [
     "GROUP",
+    "ConfigError",
     "CoreReply",
     "ErrorReply",
     "EstimateReply",
