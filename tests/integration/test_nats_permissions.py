@@ -337,7 +337,7 @@ def _spawn(
     return proc
 
 
-def _stop(proc: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
+def _stop(proc: subprocess.Popen[bytes], log: Path, timeout: float = 120) -> None:
     proc.send_signal(signal.SIGTERM)
     try:
         code = proc.wait(timeout)
@@ -348,7 +348,7 @@ def _stop(proc: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None
     assert code == 0, f"{log.name} exited {code}:\n{log.read_text()[-3000:]}"
 
 
-def _venom(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+def _venom(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*VENOM, *args], capture_output=True, text=True, timeout=timeout, check=False
     )
@@ -366,7 +366,7 @@ def _wait(cond: Callable[[], Any], timeout: float, what: str) -> Any:
 
 def _status(srv: Secured) -> dict[str, Any] | None:
     """``venom status`` as the inspector (credentials in the URL), or None."""
-    res = _venom("status", "--nats", srv.url_for("inspector"), timeout=15)
+    res = _venom("status", "--nats", srv.url_for("inspector"))
     return json.loads(res.stdout) if res.returncode == 0 else None
 
 
@@ -383,6 +383,8 @@ def test_daemon_plugins_and_ledger_run_with_their_users(single: Secured, tmp_pat
     # Health endpoints on free ports, as the probes of ops/ use them.
     config.write_text(
         "[plugins]\nrun = []\n\n[run]\nlive = false\n\n[health]\nenabled = true\nport = 0\n"
+        # 50 beats/s: the permissions are tested, not whether a loaded machine keeps T_Λ.
+        "\n[beat]\nperiod = 0.02\n"
     )
     logs = {name: tmp_path / f"{name}.log" for name in ("ledger", "plugins", "arbiter")}
     ledger_state = tmp_path / "ledger-state"
@@ -417,11 +419,12 @@ def test_daemon_plugins_and_ledger_run_with_their_users(single: Secured, tmp_pat
             live = {p["name"] for p in status["plugins"] if not p["down"]}
             return status if live == {*PLUGINS, "ledger"} else None
 
-        status = _wait(beating, 45, "300 beats with every plugin answering")
+        status = _wait(beating, 120, "300 beats with every plugin answering")
         assert status["k"] == 2  # regen-core and balance-core
 
         # Discovery ($SRV.INFO/STATS) is open to the inspector too.
-        res = _venom("plugins", "--json", "--nats", single.url_for("inspector"))
+        # A generous gathering time: a busy process may answer late, not never.
+        res = _venom("plugins", "--json", "--timeout", "5", "--nats", single.url_for("inspector"))
         assert res.returncode == 0, res.stderr
         assert {row["name"] for row in json.loads(res.stdout)} >= {*PLUGINS, "ledger"}
 
@@ -503,7 +506,7 @@ def test_cluster_conf_keeps_the_beat_stream_at_three_replicas(
                     return False
             return True
 
-        _wait(healthy, 30, "the cluster's JetStream to elect a leader")
+        _wait(healthy, 120, "the cluster's JetStream to elect a leader")
         srv = Secured(nodes[0], passwords)
         srv.url = ",".join(node.url for node in nodes)
         config = tmp_path / "venom.toml"
@@ -521,7 +524,7 @@ def test_cluster_conf_keeps_the_beat_stream_at_three_replicas(
                 srv.env_for("ledger"),
                 logs[0],
             )
-            _wait(lambda: _stream_info(srv.url, passwords["admin"]), 30, "the beat stream")
+            _wait(lambda: _stream_info(srv.url, passwords["admin"]), 120, "the beat stream")
             res = subprocess.run(
                 [*VENOM, "run", *common, "--beats", "200", "--state-dir", str(tmp_path / "a")],
                 env={**os.environ, **srv.env_for("arbiter")},
