@@ -99,7 +99,7 @@ def _get(url: str) -> tuple[int, dict[str, Any]]:
         return exc.code, json.loads(exc.read())
 
 
-def _wait(cond: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+def _wait(cond: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if cond():
@@ -138,13 +138,15 @@ def test_notify_watchdog_health_reload_and_stop(systemd: FakeSystemd, tmp_path: 
     state = tmp_path / "state"
     env = {**os.environ, "NOTIFY_SOCKET": str(systemd.path), "WATCHDOG_USEC": "1000000"}
     cmd = [sys.executable, "-m", "venom.daemon", "run", "--config", str(config)]
-    proc = subprocess.Popen(
-        [*cmd, "--state-dir", str(state), "--seed", "3", "--no-live"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    log = tmp_path / "daemon.log"  # a file: an unread pipe would stall the daemon
+    with log.open("w") as err_file:
+        proc = subprocess.Popen(
+            [*cmd, "--state-dir", str(state), "--seed", "3", "--no-live"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err_file,
+            text=True,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         # While it starts: alive (the watchdog is fed), not ready.
@@ -180,7 +182,8 @@ def test_notify_watchdog_health_reload_and_stop(systemd: FakeSystemd, tmp_path: 
         assert "beat" in after["STATUS"]
         time.sleep(1.0)
     finally:
-        code, err = stop_process(proc)
+        code, _ = stop_process(proc, timeout=120)
+    err = log.read_text()
     systemd.read()
     assert code == 0, err[-3000:]
     assert systemd.with_key("STOPPING"), "no STOPPING=1"
@@ -216,15 +219,17 @@ def test_nats_outage_holds_beats_and_loses_nothing(
     config = tmp_path / "venom.toml"
     config.write_text(CONFIG.format(plugins=PLUGINS, port=port, alert=0.6))
     state = tmp_path / "state"
-    proc = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "venom.daemon", "run", "--config", str(config)),
-            *("--nats", fresh_nats_server.url, "--state-dir", str(state), "--no-live"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    log = tmp_path / "daemon.log"  # a file: an unread pipe would stall the daemon
+    with log.open("w") as err_file:
+        proc = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "venom.daemon", "run", "--config", str(config)),
+                *("--nats", fresh_nats_server.url, "--state-dir", str(state), "--no-live"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=err_file,
+            text=True,
+        )
     base = f"http://127.0.0.1:{port}"
 
     def status() -> dict[str, Any]:
@@ -233,7 +238,7 @@ def test_nats_outage_holds_beats_and_loses_nothing(
         return body
 
     try:
-        _wait(lambda: _get_or_none(f"{base}/readyz") == 200, "ready", timeout=60)
+        _wait(lambda: _get_or_none(f"{base}/readyz") == 200, "ready")
         _wait(lambda: status()["beat"] > 200, "200 beats")
         # The server goes away for 5 s (same port, same JetStream store).
         fresh_nats_server.port = fresh_nats_server.bound_port
@@ -245,10 +250,11 @@ def test_nats_outage_holds_beats_and_loses_nothing(
         assert status()["beat"] <= held + 1  # no beat while cut off
         assert _get(f"{base}/livez")[0] == 200  # alive all along: waiting is not hanging
         fresh_nats_server.start()
-        _wait(lambda: _get(f"{base}/readyz")[0] == 200, "ready again", timeout=60)
-        _wait(lambda: status()["beat"] > held + 200, "200 more beats", timeout=60)
+        _wait(lambda: _get(f"{base}/readyz")[0] == 200, "ready again")
+        _wait(lambda: status()["beat"] > held + 200, "200 more beats")
     finally:
-        code, err = stop_process(proc)
+        code, _ = stop_process(proc, timeout=120)
+    err = log.read_text()
     assert code == 0, err[-3000:]
     texts = [json.loads(line)["msg"] for line in err.splitlines() if line.startswith("{")]
     assert any(t.startswith("holding beats after beat") for t in texts)
