@@ -7,6 +7,7 @@ be had with the ``nats`` CLI too (README: Inspect with the NATS CLI).
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from datetime import datetime
@@ -36,7 +37,12 @@ async def fetch_status(bus: Bus, subjects: Subjects, timeout: float = 2.0) -> di
         raise BusError(f"no arbiter answered on {subjects.ctl_status} ({exc})") from exc
     if header(reply, HDR_SERVICE_ERROR):
         raise BusError(f"status request failed: {header(reply, HDR_SERVICE_ERROR)}")
-    result: dict[str, Any] = msgspec.json.decode(reply.data)
+    try:
+        result = msgspec.json.decode(reply.data)
+    except msgspec.DecodeError as exc:
+        raise BusError(f"the answer on {subjects.ctl_status} is not JSON: {exc}") from exc
+    if not isinstance(result, dict):
+        raise BusError(f"the answer on {subjects.ctl_status} is not a JSON object")
     return result
 
 
@@ -128,7 +134,7 @@ async def list_plugins(bus: Bus, subjects: Subjects, timeout: float = 0.5) -> li
             doc = msgspec.json.decode(msg.data)
         except msgspec.DecodeError:
             continue
-        if isinstance(doc, dict) and "id" in doc:
+        if isinstance(doc, dict) and isinstance(doc.get("id"), str):
             per_id[doc["id"]] = doc
     rows = []
     for name, entry in sorted(disc.plugins.items()):
@@ -137,14 +143,15 @@ async def list_plugins(bus: Bus, subjects: Subjects, timeout: float = 0.5) -> li
         p99: list[int] = []
         last: list[int] = []
         for iid in entry.instances:
-            for ep in per_id.get(iid, {}).get("endpoints", []):
-                data = ep.get("data") or {}
-                requests += int(ep.get("num_requests", 0))
-                errors += int(ep.get("num_errors", 0))
-                late += int(data.get("late", 0))
-                p50.append(int(data.get("p50_ns", 0)))
-                p99.append(int(data.get("p99_ns", 0)))
-                last.append(int(data.get("last_ns", 0)))
+            for ep in _endpoints(per_id.get(iid, {})):
+                data = ep.get("data")
+                data = data if isinstance(data, dict) else {}
+                requests += _count(ep.get("num_requests"))
+                errors += _count(ep.get("num_errors"))
+                late += _count(data.get("late"))
+                p50.append(_count(data.get("p50_ns")))
+                p99.append(_count(data.get("p99_ns")))
+                last.append(_count(data.get("last_ns")))
         rows.append(
             {
                 "name": name,
@@ -160,6 +167,19 @@ async def list_plugins(bus: Bus, subjects: Subjects, timeout: float = 0.5) -> li
             }
         )
     return rows
+
+
+def _endpoints(stats: dict[str, Any]) -> list[dict[str, Any]]:
+    """The endpoint entries of a ``$SRV.STATS`` answer; whatever is not one is skipped."""
+    found = stats.get("endpoints")
+    return [ep for ep in found if isinstance(ep, dict)] if isinstance(found, list) else []
+
+
+def _count(value: object) -> int:
+    """A figure from a ``$SRV.STATS`` answer; 0 when it is not a finite number."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0
+    return int(value) if math.isfinite(value) else 0
 
 
 def print_table(

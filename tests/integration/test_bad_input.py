@@ -4,6 +4,7 @@ bad input to a command stops it with one line, before anything starts (issue 11)
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -119,6 +120,7 @@ async def test_junk_on_pulse_telemetry_and_ctl(nats_url: str) -> None:
                 await tg.start(arbiter.run)
                 # Junk pulse with a reply subject: the plugin answers with a micro error.
                 reply = await nc.request(subjects.pulse, b"{not a pulse", timeout=2)
+                assert reply.headers is not None
                 assert reply.headers[HDR_SERVICE_ERROR_CODE] == "400"
                 assert "malformed pulse" in reply.headers[HDR_SERVICE_ERROR]
                 # Junk pulse without a reply subject: dropped, counted.
@@ -130,11 +132,14 @@ async def test_junk_on_pulse_telemetry_and_ctl(nats_url: str) -> None:
                 )
                 # Junk control requests: error replies with micro headers.
                 bad = await nc.request(subjects.ctl_weights, b'{"R": "lots"}', timeout=2)
+                assert bad.headers is not None
                 assert bad.headers[HDR_SERVICE_ERROR_CODE] == "400"
                 assert "R" in bad.headers[HDR_SERVICE_ERROR]
                 neg = await nc.request(subjects.ctl_weights, b'{"R": -1}', timeout=2)
+                assert neg.headers is not None
                 assert neg.headers[HDR_SERVICE_ERROR_CODE] == "400"
                 unknown = await nc.request("junk.ctl.explode", b"", timeout=2)
+                assert unknown.headers is not None
                 assert unknown.headers[HDR_SERVICE_ERROR_CODE] == "404"
                 assert msgspec.json.decode(unknown.data)["code"] == 404
                 # And the good ones still work.
@@ -161,8 +166,8 @@ VENOM = [sys.executable, "-m", "venom.daemon"]
 STARTED = {"nats.url", "nats-server.pid", "jetstream"}
 
 
-def venom(*args: str, stdin: bytes | None = None, timeout: float = 120) -> tuple[int, str]:
-    """Run a venom command to its end: (exit code, stderr); its whole group killed on timeout."""
+def venom(*args: str, stdin: bytes | None = None, timeout: float = 120) -> tuple[int, str, str]:
+    """Run a venom command to its end: (exit code, stdout, stderr); its group killed on timeout."""
     proc = subprocess.Popen(
         [*VENOM, *args],
         stdin=subprocess.PIPE,
@@ -171,12 +176,12 @@ def venom(*args: str, stdin: bytes | None = None, timeout: float = 120) -> tuple
         start_new_session=True,
     )
     try:
-        _, err = proc.communicate(stdin, timeout=timeout)
+        out, err = proc.communicate(stdin, timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
-        _, err = proc.communicate()
+        proc.communicate()
         raise AssertionError(f"venom {' '.join(args)} still running after {timeout} s") from None
-    return proc.returncode, err.decode(errors="replace")
+    return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
 
 
 def assert_one_line(code: int, err: str, *needles: str, exit_code: int = 1) -> str:
@@ -209,7 +214,9 @@ BAD_SCENARIOS = {
 
 def test_run_refuses_a_missing_scenario_file(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    code, err = venom("run", "--scenario", str(tmp_path / "nope.toml"), "--state-dir", str(state))
+    code, _, err = venom(
+        "run", "--scenario", str(tmp_path / "nope.toml"), "--state-dir", str(state)
+    )
     assert_one_line(code, err, "venom: error: plugin 'optical-plant': run.scenario:", "nope.toml")
     assert_nothing_started(state)
 
@@ -220,7 +227,7 @@ def test_run_refuses_a_bad_scenario_file(tmp_path: Path, case: str) -> None:
     scenario = tmp_path / f"{case}.toml"
     scenario.write_bytes(text.encode("utf-8", errors="surrogateescape"))
     state = tmp_path / "state"
-    code, err = venom("run", "--scenario", str(scenario), "--state-dir", str(state))
+    code, _, err = venom("run", "--scenario", str(scenario), "--state-dir", str(state))
     assert_one_line(code, err, "plugin 'optical-plant': run.scenario:", scenario.name, needle)
     assert_nothing_started(state)
 
@@ -248,7 +255,7 @@ def test_run_refuses_a_bad_setting(tmp_path: Path, case: str) -> None:
     cfg = tmp_path / "venom.toml"
     cfg.write_text(toml)
     state = tmp_path / "state"
-    code, err = venom("run", "--config", str(cfg), "--state-dir", str(state))
+    code, _, err = venom("run", "--config", str(cfg), "--state-dir", str(state))
     assert_one_line(code, err, "venom: error: ", needle)
     assert_nothing_started(state)
 
@@ -256,7 +263,9 @@ def test_run_refuses_a_bad_setting(tmp_path: Path, case: str) -> None:
 def test_plugin_run_checks_its_plugins_before_it_connects(tmp_path: Path) -> None:
     cfg = tmp_path / "venom.toml"
     cfg.write_text("[plugins.settings.ber]\ntier = 'platinum'\n")
-    code, err = venom("plugin", "run", "ber", "--config", str(cfg), "--nats", "nats://127.0.0.1:1")
+    code, _, err = venom(
+        "plugin", "run", "ber", "--config", str(cfg), "--nats", "nats://127.0.0.1:1"
+    )
     assert_one_line(code, err, "plugin 'ber': plugins.settings.ber.tier: 'platinum'")
 
 
@@ -297,8 +306,8 @@ BAD_PROOFS = {
 
 def test_check_proof_reads_a_valid_proof(tmp_path: Path) -> None:
     # One leaf: the root is the leaf's hash.
-    code, err = venom("ledger", "check-proof", "-", stdin=msgspec.json.encode(PROOF))
-    assert (code, err) == (0, "")
+    result = venom("ledger", "check-proof", "-", stdin=msgspec.json.encode(PROOF))
+    assert result == (0, "valid inclusion proof\n", "")
 
 
 @pytest.mark.parametrize("case", sorted(BAD_PROOFS))
@@ -306,16 +315,16 @@ def test_check_proof_refuses_what_is_not_a_proof(tmp_path: Path, case: str) -> N
     data, needle = BAD_PROOFS[case]
     path = tmp_path / f"{case}.json"
     path.write_bytes(data)
-    code, err = venom("ledger", "check-proof", str(path))
+    code, _, err = venom("ledger", "check-proof", str(path))
     assert_one_line(code, err, f"venom: error: {path}:", needle)
-    code, err = venom("ledger", "check-proof", "-", stdin=data)
+    code, _, err = venom("ledger", "check-proof", "-", stdin=data)
     assert_one_line(code, err, "venom: error: -:", needle)
 
 
 def test_check_proof_of_a_file_that_cannot_be_read(tmp_path: Path) -> None:
-    code, err = venom("ledger", "check-proof", str(tmp_path / "gone.json"))
+    code, _, err = venom("ledger", "check-proof", str(tmp_path / "gone.json"))
     assert_one_line(code, err, "gone.json: cannot read: No such file or directory")
-    code, err = venom("ledger", "check-proof", str(tmp_path))
+    code, _, err = venom("ledger", "check-proof", str(tmp_path))
     assert_one_line(code, err, "cannot read: Is a directory")
 
 
@@ -325,7 +334,7 @@ def test_a_damaged_checkpoint_is_one_line(tmp_path: Path) -> None:
     (ledger / "entries.log").write_bytes(b"")
     for damage, needle in ((b"[1]", "a JSON list, not an object"), (b"{x", "unreadable")):
         (ledger / "checkpoint").write_bytes(damage)
-        code, err = venom("ledger", "head", "--state-dir", str(tmp_path))
+        code, _, err = venom("ledger", "head", "--state-dir", str(tmp_path))
         assert_one_line(code, err, "checkpoint: unreadable checkpoint", needle)
 
 
@@ -342,7 +351,7 @@ BAD_FLAGS = [
 
 @pytest.mark.parametrize(("args", "needle"), BAD_FLAGS)
 def test_bad_flags_are_refused_before_the_command_runs(args: list[str], needle: str) -> None:
-    code, err = venom(*args, "--nats", "nats://127.0.0.1:1")
+    code, _, err = venom(*args, "--nats", "nats://127.0.0.1:1")
     assert "Traceback" not in err, err
     assert code == 2, err
     assert needle in err.strip().splitlines()[-1]
@@ -361,3 +370,41 @@ def test_a_plugin_module_that_fails_to_import_is_one_line(tmp_path: Path) -> Non
     assert_one_line(
         proc.returncode, proc.stderr, "importing broken_at_import failed: RuntimeError: boom"
     )
+
+
+async def test_status_and_plugins_survive_junk_answers(nats_url: str, tmp_path: Path) -> None:
+    """A rogue answering the client commands' requests gets one line, not a traceback."""
+    prefix = "junkcli"
+    meta = {"venom.plugin": "rogue", "venom.role": "guard", "venom.prefix": prefix}
+    info = {"name": "venom-rogue", "id": "R1", "version": "1.0.0", "metadata": meta}
+    stats = {"id": "R1", "endpoints": [{"num_requests": "lots", "data": [1]}, 5, {"data": {}}]}
+    answers = {
+        f"{prefix}.ctl.status": b"not json",
+        "$SRV.INFO": msgspec.json.encode(info),
+        "$SRV.STATS": msgspec.json.encode(stats),
+    }
+    rogue = await nats.connect(nats_url, name="rogue")
+
+    async def answer(msg: Any) -> None:
+        await rogue.publish(msg.reply, answers[msg.subject])
+
+    for subject in answers:
+        await rogue.subscribe(subject, cb=answer)
+    await rogue.flush()
+    cfg = tmp_path / "venom.toml"
+    cfg.write_text(f'[nats]\nprefix = "{prefix}"\n')
+    common = ("--config", str(cfg), "--nats", nats_url)
+    try:
+        code, _, err = await anyio.to_thread.run_sync(lambda: venom("status", *common))
+        assert_one_line(code, err, f"the answer on {prefix}.ctl.status is not JSON")
+        answers[f"{prefix}.ctl.status"] = b"[1, 2]"
+        code, _, err = await anyio.to_thread.run_sync(lambda: venom("status", *common))
+        assert_one_line(code, err, "is not a JSON object")
+        code, out, err = await anyio.to_thread.run_sync(
+            lambda: venom("plugins", "--json", "--timeout", "1", *common)
+        )
+        assert (code, err) == (0, ""), err
+        (row,) = json.loads(out)
+        assert (row["name"], row["role"], row["pulses"], row["errors"]) == ("rogue", "guard", 0, 0)
+    finally:
+        await rogue.close()
