@@ -187,8 +187,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     if args.what in ("plugins", "daemon"):
         from venom.daemon import pluginbench
+        from venom.daemon.preflight import check_start
 
         config = _load(args)
+        check_start(config)
         if args.what == "plugins":
             rows = _run_async(pluginbench.bench_plugins, config, args.beats or 2000)
             text = pluginbench.format_plugin_results(rows)

@@ -260,6 +260,14 @@ def test_run_refuses_a_bad_setting(tmp_path: Path, case: str) -> None:
     assert_nothing_started(state)
 
 
+@pytest.mark.parametrize("what", ["daemon", "plugins"])
+def test_bench_checks_the_config_it_measures(tmp_path: Path, what: str) -> None:
+    cfg = tmp_path / "venom.toml"
+    cfg.write_text(f'[run]\nscenario = "{tmp_path / "gone.toml"}"\n')
+    code, _, err = venom("bench", what, "--beats", "10", "--config", str(cfg))
+    assert_one_line(code, err, "plugin 'optical-plant': run.scenario: no scenario", "gone.toml")
+
+
 def test_plugin_run_checks_its_plugins_before_it_connects(tmp_path: Path) -> None:
     cfg = tmp_path / "venom.toml"
     cfg.write_text("[plugins.settings.ber]\ntier = 'platinum'\n")
