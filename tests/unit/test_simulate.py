@@ -28,9 +28,10 @@ async def test_the_default_set_decides_alike_from_the_same_seed(tmp_path: Path) 
     assert any(r.decision.vetoes for r in one.records[400:410])
     assert max(one.telemetry("temperature")) < 85.0
     other = await simulate(
-        load_config(None, env={}, overrides={"beat.seed": 4}), 450, tmp_path / "three"
+        load_config(None, env={}, overrides={"beat.seed": 4}), 50, tmp_path / "three"
     )
-    assert other.telemetry("jitter") != one.telemetry("jitter")  # the noise follows the seed
+    # The noise follows the seed.
+    assert other.telemetry("jitter") != one.telemetry("jitter")[:50]
 
 
 async def test_bench_plugins_times_every_plugin_but_the_ledger() -> None:
