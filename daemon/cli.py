@@ -207,7 +207,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         runs = 5 if args.rounds is None else args.rounds
         if runs < 1:
             raise ConfigError("--rounds must be >= 1")
-        figures = bench_startup(_load(args), args.config, runs)
+        figures = bench_startup(_load(args), args.config, runs, venom=args.venom)
         print(json.dumps(figures, indent=2) if args.json else format_startup_results(figures))
         return 0
 

@@ -177,6 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="loop: alternating rounds per size (2); startup: runs (5)",
     )
     bench.add_argument("--nats", metavar="URL", help="use this server instead of a private one")
+    bench.add_argument(
+        "--venom", metavar="PATH", default="", help="startup: measure this venom command instead"
+    )
     bench.add_argument("--json", action="store_true")
 
     from venom.daemon.ledgercmd import add_ledger_parser

@@ -26,6 +26,7 @@ from opentelemetry.trace import TracerProvider
 from venom.daemon.bus import Bus
 from venom.daemon.health import HealthServer
 from venom.daemon.natsbus import NatsBus, client_options
+from venom.daemon.preflight import plugin_settings
 from venom.daemon.service import ServiceState
 from venom.daemon.settings import VenomConfig
 from venom.daemon.supervisor import split
@@ -55,12 +56,8 @@ def build_plugins(
 
     for spec in names:
         cls = load_plugin_class(spec)
-        settings = dict(
-            config.plugins.settings.get(cls.name) or config.plugins.settings.get(spec) or {}
-        )
-        # --scenario / run.scenario reaches every plugin that has a scenario setting.
-        if config.run.scenario and "scenario" in cls.config_type.__struct_fields__:
-            settings.setdefault("scenario", config.run.scenario)
+        # As `venom run` checked them before it started (run.scenario included).
+        settings, _ = plugin_settings(cls, spec, config)
         plugin_config = cls.decode_config(settings)
         context = PluginContext(
             state_dir=state_dir / "plugins" / cls.name,

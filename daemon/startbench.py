@@ -48,14 +48,28 @@ _POLL = 0.005
 
 
 def bench_startup(
-    config: VenomConfig, config_path: str | None, runs: int, timeout: float = 60.0
+    config: VenomConfig,
+    config_path: str | None,
+    runs: int,
+    *,
+    venom: str = "",
+    timeout: float = 60.0,
 ) -> dict[str, Any]:
-    """Start ``venom run`` ``runs`` times; each figure's runs, median, min and max."""
+    """Start ``venom run`` ``runs`` times; each figure's runs, median, min and max.
+
+    ``venom`` names another installation's ``venom`` command to measure (an
+    older commit beside this one, say); by default this one's.
+    """
+    command = [venom] if venom else [sys.executable, "-m", "venom.daemon"]
     samples: list[dict[str, float]] = []
     for _ in range(runs):
         with TemporaryDirectory(prefix="venom-startbench-") as tmp:
-            samples.append(_one_start(config, config_path, Path(tmp), timeout))
-    out: dict[str, Any] = {"runs": runs, "plugins": len(config.plugins.run)}
+            samples.append(_one_start(command, config, config_path, Path(tmp), timeout))
+    out: dict[str, Any] = {
+        "venom": " ".join(command),
+        "runs": runs,
+        "plugins": len(config.plugins.run),
+    }
     for name in FIGURES:
         values = [s[name] for s in samples if name in s]
         out[name] = {
@@ -68,7 +82,7 @@ def bench_startup(
 
 
 def format_startup_results(r: dict[str, Any]) -> str:
-    lines = [f"venom run from a cold start, {r['runs']} run(s), {r['plugins']} plugins (s):"]
+    lines = [f"{r['venom']} run from a cold start, {r['runs']} run(s), {r['plugins']} plugins (s):"]
     labels = {
         "server": "embedded server up",
         "first_beat": "first beat",
@@ -87,9 +101,9 @@ def format_startup_results(r: dict[str, Any]) -> str:
 
 
 def _one_start(
-    config: VenomConfig, config_path: str | None, state: Path, timeout: float
+    command: list[str], config: VenomConfig, config_path: str | None, state: Path, timeout: float
 ) -> dict[str, float]:
-    cmd = [sys.executable, "-m", "venom.daemon", "run", "--state-dir", str(state), "--no-live"]
+    cmd = [*command, "run", "--state-dir", str(state), "--no-live"]
     if config_path:
         cmd += ["--config", config_path]
     env = {**os.environ, "VENOM_LOG_LEVEL": "warning"}
