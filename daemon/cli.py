@@ -164,6 +164,12 @@ def cmd_plugin(args: argparse.Namespace) -> int:
             for name, target in sorted(found.items()):
                 print(f"{name:<24} {target}")
         return 0
+    if args.watch_parent:
+        # A worker of `venom run`: from its first moment it goes when the daemon
+        # goes (kill -9 included), not only once its plugins are up and watching.
+        from venom.daemon.parentdeath import die_with_parent
+
+        die_with_parent(args.watch_parent)
     from venom.daemon.preflight import check_plugins
     from venom.daemon.runner import run_plugins
 

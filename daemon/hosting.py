@@ -10,6 +10,7 @@ health endpoint how it is, like the daemon does.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
@@ -190,9 +191,18 @@ def _reason(exc: BaseException) -> str:
 
 
 def _tell_parent(line: str) -> None:
-    """A line on stdout for ``venom run``'s supervisor (see supervisor.py)."""
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
+    """A line on stdout for ``venom run``'s supervisor (see supervisor.py).
+
+    A daemon that is gone cannot read it: then nothing is said (the parent
+    watch stops this process).
+    """
+    try:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Later flushes (at exit) must not raise again on the same pipe.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 async def _host_until(

@@ -128,6 +128,30 @@ def test_kill_9_of_venom_run_leaves_no_server_and_no_plugin_process(
     assert not left, f"still running 5 s after kill -9: {[cmdline(p) for p in left]}"
 
 
+def test_kill_9_of_venom_run_while_its_workers_start_leaves_nothing(
+    state: Path, tmp_path: Path
+) -> None:
+    """The beat does not wait for the workers: a daemon killed while they import.
+
+    With the model, whose worker spends seconds importing torch before it
+    could watch its parent.
+    """
+    with_model = [*PLUGINS, "entropy-model"]
+    (state / "venom.toml").write_text(f"[plugins]\nprocesses = 1\nrun = {json.dumps(with_model)}\n")
+    log = tmp_path / "venom.log"
+    with reaped(start(state, log)) as proc:
+        wait_for(lambda: len(plugin_processes(proc.pid)) == 3, "the workers to be spawned")
+        (server,) = servers_on(state)
+        workers = plugin_processes(proc.pid)
+        proc.kill()
+        killed = time.monotonic()
+        proc.wait()
+        left = [server, *workers]
+        while (left := [p for p in left if alive(p)]) and time.monotonic() - killed < 5.0:
+            time.sleep(0.05)
+        assert not left, f"still running 5 s after kill -9: {[cmdline(p) for p in left]}"
+
+
 def test_a_second_run_on_a_state_dir_in_use_is_refused_naming_the_holder(
     state: Path, daemon: subprocess.Popen[str]
 ) -> None:
