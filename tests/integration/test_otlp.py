@@ -40,8 +40,10 @@ def collector() -> Iterator[OtlpSink]:
 async def test_spans_of_every_process_reach_the_collector(
     nats_url: str, tmp_path: Path, collector: OtlpSink
 ) -> None:
+    # Back-to-back: the daemon waits for every plugin before beat 1, and each
+    # beat for every reply, so every beat has every span.
     cfg = make_config(
-        prefix="otlp", period=0.01, deadline=0.5, plugins=PluginsConfig(run=PLUGINS, processes=1)
+        prefix="otlp", period=0.0, deadline=0.5, plugins=PluginsConfig(run=PLUGINS, processes=1)
     )
     cfg = msgspec.structs.replace(
         cfg,
