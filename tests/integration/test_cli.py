@@ -253,3 +253,16 @@ def test_ctrl_c_to_the_process_group_stops_cleanly_with_every_beat_in_the_ledger
     verify = venom("ledger", "verify", "--state-dir", str(state))
     assert verify.returncode == 0, verify.stderr
     assert verify.stdout.startswith(f"ok: {beats} entries")
+
+
+def test_bench_startup_reports_each_phase_of_a_cold_start(tmp_path: Path) -> None:
+    config = tmp_path / "venom.toml"
+    config.write_text('[plugins]\nrun = ["regen-core", "balance-core", "thermal", "ledger"]\n')
+    res = venom("bench", "startup", "--rounds", "1", "--config", str(config), "--json")
+    assert res.returncode == 0, res.stderr
+    figures = json.loads(res.stdout)
+    assert (figures["runs"], figures["plugins"]) == (1, 4)
+    server, first, every = (figures[k]["median"] for k in ("server", "first_beat", "all_plugins"))
+    # Read from the artefacts: the URL file, then beat 1, then the beat by which all four
+    # had answered (the ledger's records, in order).
+    assert 0 < server <= first <= every
