@@ -39,7 +39,7 @@ typecheck: install
 
 
 test: lint typecheck
-	$(BIN)/pytest $(ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+	$(BIN)/pytest --durations=15 $(ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
 bench: install
 	$(BIN)/venom bench $(ARGS)

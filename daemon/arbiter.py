@@ -24,6 +24,7 @@ from opentelemetry.trace import TracerProvider
 
 from venom.daemon.aggregate import aggregate, next_context
 from venom.daemon.arbiter_view import arbiter_gauges, arbiter_service
+from venom.daemon.beatseed import beat_seed
 from venom.daemon.beatstats import BeatStats
 from venom.daemon.bus import Bus
 from venom.daemon.decision import decide
@@ -57,19 +58,9 @@ log = logging.getLogger("venom.arbiter")
 
 RecordSink = Callable[[BeatRecord], Awaitable[None]]
 
-_MASK64 = (1 << 64) - 1
-
 
 def _nothing() -> None:
     return None
-
-
-def beat_seed(run_seed: int, beat: int) -> int:
-    """The seed of ``beat`` (SplitMix64 of run seed and beat; SPEC 8)."""
-    z = (run_seed * 0x9E3779B97F4A7C15 + beat + 1) & _MASK64
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
-    return (z ^ (z >> 31)) & ((1 << 53) - 1)
 
 
 class Arbiter:

@@ -32,7 +32,7 @@ from typing import Any, Self
 
 import msgspec
 
-from venom.daemon.arbiter import beat_seed
+from venom.daemon.beatseed import beat_seed
 from venom.daemon.bus import header
 from venom.daemon.memorybus import MemoryBus
 from venom.daemon.micro import EndpointStats

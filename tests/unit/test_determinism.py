@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.helpers import make_config
-from venom.daemon.arbiter import Arbiter, beat_seed
+from venom.daemon.arbiter import Arbiter
+from venom.daemon.beatseed import beat_seed
 from venom.daemon.memorybus import MemoryBus
 from venom.plugins.cores import BalanceCore, EntropyCore, OptimizeCore, RegenCore
 from venom.plugins.host import PluginHost

@@ -10,7 +10,7 @@ import anyio
 import msgspec
 import pytest
 
-from venom.daemon.arbiter import beat_seed
+from venom.daemon.beatseed import beat_seed
 from venom.plugins import (
     ErrorReply,
     EstimateReply,
