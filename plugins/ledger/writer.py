@@ -143,7 +143,9 @@ class LedgerWriter:
                     if not msgs or time.monotonic() >= deadline:
                         break
                 if pending:
-                    self.store.sync()  # durable first ...
+                    # Durable first (off the event loop: a slow disk must not hold
+                    # the ledger's pulse replies) ...
+                    await anyio.to_thread.run_sync(self.store.sync)
                     for msg in pending:
                         await self._ack(msg)  # ... then acked
                 elif not self.caught_up.is_set():
@@ -206,7 +208,7 @@ class LedgerWriter:
             self._since_checkpoint >= self.config.checkpoint_every
             or now - self._last_checkpoint >= self.config.checkpoint_seconds
         ):
-            self.store.checkpoint()
+            await anyio.to_thread.run_sync(self.store.checkpoint)
             self._since_checkpoint = 0
             self._last_checkpoint = now
         if now - self._last_head >= self.config.head_interval:
