@@ -9,6 +9,11 @@ in or the deadline passes; :meth:`Gather.close` turns what arrived into a
 ``breaker_after`` misses in a row a plugin is *down* and not waited for, and
 it is waited for again as soon as it replies.
 
+A host that runs several plugins answers with one ``ReplyBatch`` (header
+``Venom-Host``); each member is counted exactly as a reply of its own would
+be, and a malformed member is rejected alone. A plugin heard twice in one
+beat counts once: the duplicate is counted and dropped.
+
 Replies for an older beat are *late*: counted per plugin and dropped.
 Malformed replies are *rejected*: counted per plugin, logged once with their
 subject, never fatal. Error replies are *failed*.
@@ -26,12 +31,14 @@ import msgspec
 from venom.daemon.bus import Bus, BusMessage, Subscription, header, is_no_responders
 from venom.daemon.ratelog import ProblemLog
 from venom.schemas import (
+    HDR_HOST,
     HDR_PLUGIN,
     HDR_SERVICE_ERROR,
     Codec,
     ErrorReply,
     GatherReport,
     Reply,
+    ReplyBatch,
     SchemaError,
 )
 
@@ -43,6 +50,7 @@ class PluginHealth:
 
     __slots__ = (
         "down",
+        "duplicates",
         "failed",
         "last_latency",
         "late",
@@ -63,6 +71,13 @@ class PluginHealth:
         self.late = 0
         self.failed = 0
         self.rejected = 0
+        self.duplicates = 0
+
+
+class _LooseBatch(msgspec.Struct):
+    """A ReplyBatch whose members are decoded one by one (when one is malformed)."""
+
+    replies: dict[str, msgspec.Raw] = {}
 
 
 class Gather:
@@ -84,6 +99,8 @@ class Gather:
         self._prefix_len = 1
         self._beat_token = ""
         self._decode = codec.reply_decoder.decode
+        self._decode_batch = codec.decoder(ReplyBatch).decode
+        self._decode_loose = msgspec.json.Decoder(_LooseBatch).decode
         self._max_bytes = codec.max_bytes
         self._sub: Subscription | None = None
         self._clock = time.perf_counter
@@ -215,23 +232,22 @@ class Gather:
         data = msg.data
         if not data and is_no_responders(msg):
             return  # nobody subscribes to the pulse (yet): nothing to gather
-        name = (headers.get(HDR_PLUGIN) or header(msg, HDR_PLUGIN)) if headers else ""
         subject = msg.subject
+        name = (headers.get(HDR_PLUGIN) or header(msg, HDR_PLUGIN)) if headers else ""
         if not name:
-            self.problems.report("reply without Venom-Plugin header", "", subject, "dropped")
+            host = (headers.get(HDR_HOST) or header(msg, HDR_HOST)) if headers else ""
+            if host:
+                self._on_batch(host, data, subject)
+            else:
+                self.problems.report("reply without Venom-Plugin header", "", subject, "dropped")
             return
         self.heard.add(name)
         if not (self._open and subject[self._prefix_len :] == self._beat_token):
             self._on_other_beat(name, subject)
             return
-        if name in self._replies or name in self._failed or name in self._rejected:
-            self.problems.report("duplicate reply", name, subject, f"beat {self.beat}")
-            return
-        latency = self._clock() - self._started
-        h = self.health.get(name) or self.health_of(name)
-        h.last_latency = latency
         error = header(msg, HDR_SERVICE_ERROR) if len(headers) > 1 else ""  # type: ignore[arg-type]
         reply: Reply | None = None
+        problem = ""
         if data:
             try:
                 if len(data) > self._max_bytes:
@@ -241,14 +257,77 @@ class Gather:
                     )
                 reply = self._decode(data)
             except (SchemaError, msgspec.DecodeError) as exc:
-                if not error:
-                    text = str(exc) if isinstance(exc, SchemaError) else f"reply: {exc}"
-                    self._rejected[name] = text
-                    h.rejected += 1
-                    self.problems.report("rejected reply", name, subject, text)
-                    self._answered(name, h)
-                    return
-        if error or reply is None or type(reply) is ErrorReply:
+                problem = str(exc) if isinstance(exc, SchemaError) else f"reply: {exc}"
+        if error:
+            self._count(name, None, error, "", subject)
+        else:
+            self._count(name, reply, "", problem, subject)
+
+    def _on_batch(self, host: str, data: bytes, subject: str) -> None:
+        """A host's ReplyBatch: each member counted as if it had answered alone."""
+        members = self._batch_members(host, data, subject)
+        if not members:
+            return
+        heard = self.heard
+        if not (self._open and subject[self._prefix_len :] == self._beat_token):
+            for name in members:
+                heard.add(name)
+                self._on_other_beat(name, subject)
+            return
+        for name, reply in members.items():
+            heard.add(name)
+            if isinstance(reply, str):
+                self._count(name, None, "", reply, subject)
+            else:
+                self._count(name, reply, "", "", subject)
+
+    def _batch_members(self, host: str, data: bytes, subject: str) -> dict[str, Reply | str]:
+        """Name → reply of a batch's members, or → why that member was rejected.
+
+        One decode when the batch is sound; when it is not, each member is
+        decoded alone so that only the malformed ones are rejected.
+        """
+        try:
+            if len(data) > self._max_bytes:
+                raise SchemaError(
+                    f"batch: payload of {len(data)} bytes exceeds the limit of "
+                    f"{self._max_bytes} bytes"
+                )
+            return dict(self._decode_batch(data).replies)
+        except msgspec.DecodeError:
+            pass
+        except SchemaError as exc:
+            self.problems.report("rejected batch", f"host {host}", subject, str(exc))
+            return {}
+        try:
+            loose = self._decode_loose(data)
+        except msgspec.DecodeError as exc:
+            self.problems.report("rejected batch", f"host {host}", subject, f"batch: {exc}")
+            return {}
+        members: dict[str, Reply | str] = {}
+        for name, raw in loose.replies.items():
+            try:
+                members[name] = self._decode(raw)
+            except msgspec.DecodeError as exc:
+                members[name] = f"reply: {exc}"
+        return members
+
+    def _count(
+        self, name: str, reply: Reply | None, error: str, problem: str, subject: str
+    ) -> None:
+        """Count one plugin's answer to the open beat: replied, failed or rejected."""
+        if name in self._replies or name in self._failed or name in self._rejected:
+            self.problems.report("duplicate reply", name, subject, f"beat {self.beat}")
+            self.health_of(name).duplicates += 1
+            return
+        latency = self._clock() - self._started
+        h = self.health.get(name) or self.health_of(name)
+        h.last_latency = latency
+        if problem and not error:
+            self._rejected[name] = problem
+            h.rejected += 1
+            self.problems.report("rejected reply", name, subject, problem)
+        elif error or reply is None or type(reply) is ErrorReply:
             if error:
                 text = error
             elif isinstance(reply, ErrorReply):
@@ -257,11 +336,10 @@ class Gather:
                 text = "empty reply"
             self._failed[name] = text
             h.failed += 1
-            self._answered(name, h)
-            return
-        self._replies[name] = reply
-        self._latency[name] = latency
-        h.replies += 1
+        else:
+            self._replies[name] = reply
+            self._latency[name] = latency
+            h.replies += 1
         self._answered(name, h)
 
     def _on_other_beat(self, name: str, subject: str) -> None:

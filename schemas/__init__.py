@@ -39,6 +39,7 @@ from venom.schemas.messages import (
     Pulse,
     PulseContext,
     Reply,
+    ReplyBatch,
     Role,
     Severity,
     Status,
@@ -48,18 +49,21 @@ from venom.schemas.messages import (
 )
 from venom.schemas.subjects import (
     HDR_BEAT,
+    HDR_HOST,
     HDR_PLUGIN,
     HDR_SERVICE_ERROR,
     HDR_SERVICE_ERROR_CODE,
     HDR_TRACEPARENT,
     HDR_TRACESTATE,
     Subjects,
+    host_set,
 )
 
 __all__ = [
     "ACTIONS",
     "DEFAULT_MAX_BYTES",
     "HDR_BEAT",
+    "HDR_HOST",
     "HDR_PLUGIN",
     "HDR_SERVICE_ERROR",
     "HDR_SERVICE_ERROR_CODE",
@@ -97,6 +101,7 @@ __all__ = [
     "Pulse",
     "PulseContext",
     "Reply",
+    "ReplyBatch",
     "Role",
     "SchemaError",
     "ServerError",
@@ -109,5 +114,6 @@ __all__ = [
     "Weights",
     "export_schemas",
     "find_non_finite",
+    "host_set",
     "json_schema",
 ]

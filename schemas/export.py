@@ -20,6 +20,7 @@ WIRE_TYPES: dict[str, Any] = {
     "ThreatReply": m.ThreatReply,
     "Telemetry": m.Telemetry,
     "ErrorReply": m.ErrorReply,
+    "ReplyBatch": m.ReplyBatch,
     "Decision": m.Decision,
     "GatherReport": m.GatherReport,
     "BeatRecord": m.BeatRecord,

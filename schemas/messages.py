@@ -160,6 +160,21 @@ Reply = CoreReply | EstimateReply | GuardVerdict | ThreatReply | Telemetry | Err
 Mesh = Anomaly | MlWeight | Label
 
 
+class ReplyBatch(Message, frozen=True, kw_only=True):
+    """A host's replies for one beat (SPEC 2.2): plugin name → its reply.
+
+    A process that hosts several plugins answers the pulse with one batch
+    (header ``Venom-Host`` names the host's set) instead of one message per
+    plugin; each member is a normal reply, an :class:`ErrorReply` when that
+    plugin failed. The arbiter counts every member as if the plugin had
+    answered alone. ``beat`` repeats the pulse's beat, ``host`` the set.
+    """
+
+    host: str
+    beat: int
+    replies: dict[str, Reply] = {}
+
+
 class Decision(Message, frozen=True, kw_only=True):
     """The arbiter's decision for one beat, published on ``venom.decision``."""
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable
 from typing import Final
 
 HDR_TRACEPARENT: Final = "traceparent"
 HDR_TRACESTATE: Final = "tracestate"
 HDR_BEAT: Final = "Venom-Beat"
 HDR_PLUGIN: Final = "Venom-Plugin"
+#: On a ReplyBatch instead of ``Venom-Plugin``: the host's plugin set (SPEC 2.2).
+HDR_HOST: Final = "Venom-Host"
 HDR_SERVICE_ERROR: Final = "Nats-Service-Error"
 HDR_SERVICE_ERROR_CODE: Final = "Nats-Service-Error-Code"
 
@@ -65,3 +69,19 @@ class Subjects:
     def queue_group(self, plugin: str) -> str:
         """Queue group of a plugin: replicas share one (SPEC 2.2)."""
         return f"{self.prefix}.{plugin}"
+
+    def host_queue_group(self, host: str) -> str:
+        """Queue group of a host (``host`` from :func:`host_set`): replicas share one."""
+        return f"{self.prefix}.host.{host}"
+
+
+def host_set(plugins: Iterable[str]) -> str:
+    """Short name of a set of plugins, the same for any order (SPEC 2.2).
+
+    >>> host_set(["kalman", "flow"]) == host_set(["flow", "kalman"])
+    True
+    >>> len(host_set(["flow"]))
+    10
+    """
+    joined = ",".join(sorted(set(plugins)))
+    return hashlib.sha256(joined.encode()).hexdigest()[:10]

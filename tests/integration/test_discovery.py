@@ -26,12 +26,13 @@ from venom.daemon.natsbus import NatsBus
 from venom.daemon.runner import run_daemon
 from venom.daemon.settings import PluginsConfig
 from venom.plugins.host import PluginHost
-from venom.schemas import SCHEMA_VERSION, Subjects
+from venom.schemas import SCHEMA_VERSION, Subjects, host_set
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration, pytest.mark.slow]
 
 PREFIX = "disco"
 PLUGINS = ["optical-plant", "kalman", "thermal", "regen-core", "balance-core", "ledger"]
+HOSTED = host_set(p for p in PLUGINS if p != "ledger")
 ROLES = {
     "optical-plant": "sensor",
     "kalman": "estimator",
@@ -98,7 +99,11 @@ async def test_services_answer_adr32_while_beating(nats_url: str, tmp_path: Path
         assert meta["venom.role"] == role
         (endpoint,) = info[f"venom-{plugin}"]["endpoints"]
         assert endpoint["subject"] == f"{PREFIX}.pulse"
-        assert endpoint["queue_group"] == f"{PREFIX}.{plugin}"
+        # One worker hosts the pulse plugins (one ReplyBatch a beat); the ledger is alone.
+        if plugin == "ledger":
+            assert endpoint["queue_group"] == f"{PREFIX}.ledger"
+        else:
+            assert endpoint["queue_group"] == f"{PREFIX}.host.{HOSTED}"
 
     stats = {d["name"]: d for d in seen["STATS"]}
     arbiter = stats["venom-arbiter"]["endpoints"][0]["data"]

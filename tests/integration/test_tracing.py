@@ -25,6 +25,7 @@ from venom.daemon.settings import PluginsConfig, VenomConfig
 from venom.daemon.telemetry import Telemetry
 from venom.plugins.ledger.entry import parse_entry
 from venom.plugins.ledger.store import LedgerStore
+from venom.schemas import host_set
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
@@ -127,8 +128,9 @@ async def test_one_trace_per_beat_through_plugins_and_ledger(nats_url: str, tmp_
             assert span.attributes is not None
             assert span.attributes["venom.beat"] == beat
             assert span.attributes["messaging.operation.name"] == "process"
+            # Hosted together in the daemon: one queue group, one ReplyBatch a beat.
             assert span.attributes["messaging.consumer.group.name"] == (
-                f"traced.{span.attributes['venom.plugin']}"
+                f"traced.host.{host_set(PLUGINS)}"
             )
 
         appends = [s for s in trace if s.name == "ledger append"]
