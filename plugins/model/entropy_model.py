@@ -14,8 +14,16 @@ SGD step each), in beat order, just before scoring a beat at least
 - checkpointed: weights, and standardiser are saved to
   ``<state>/plugins/entropy-model/model.pt`` on close and every
   ``checkpoint_every`` updates, and restored on open;
-- off the event loop: training and inference run in one worker-thread call
-  per beat (torch with one intra-op thread), so other plugins keep answering;
+- trained by torch, scored without it: each SGD step is torch autograd; the
+  weights are then copied out, and every beat is scored in plain Python from
+  that copy (:mod:`~venom.plugins.model.learner` says why: torch's per-call
+  overhead was most of a beat's cost on a network this small);
+- on the event loop: scoring a beat costs tens of µs, an SGD step (one beat
+  in ``batch``) a few hundred, less than the hop to a worker thread that
+  used to carry both (anyio's queue and GIL hand-over were ~40 % of a
+  beat's time); only checkpoints are written from a worker thread. By
+  default ``venom run`` hosts the model in a process of its own, where this
+  holds up no other plugin;
 - ``ml_weight`` follows ``<prefix>.mesh.ml_weight`` and is echoed in every
   reply.
 
@@ -38,8 +46,6 @@ from venom.plugins.sdk import Plugin, PluginContext
 from venom.schemas import Label, Mesh, MlWeight, Pulse, Reply, Role, ThreatReply
 
 if TYPE_CHECKING:
-    import torch
-
     from venom.plugins.model.learner import Sample
 
 
@@ -93,7 +99,7 @@ class EntropyModel(Plugin[ModelConfig]):
             len(c.features) + 1, c.hidden, c.learning_rate, c.seed, c.features
         )
         self.ml_weight = c.ml_weight
-        self.pending: OrderedDict[int, torch.Tensor] = OrderedDict()
+        self.pending: OrderedDict[int, list[float]] = OrderedDict()
         self.labels: dict[int, int] = {}
 
     @property
@@ -119,13 +125,14 @@ class EntropyModel(Plugin[ModelConfig]):
     def load(self) -> None:
         self.learner.load(self.checkpoint_path)
 
-    def vector(self, pulse: Pulse) -> torch.Tensor:
+    def vector(self, pulse: Pulse) -> list[float]:
         """Raw input: the configured features (0 when absent) and the anomaly count."""
-        values = [pulse.features.get(f, 0.0) for f in self.config.features]
+        get = pulse.features.get
+        values = [get(f, 0.0) for f in self.config.features]
         values.append(pulse.context.estimates.get("entropy-core.anomalies", 0.0))
-        return self.learner.tensor(values)
+        return self.learner.raw(values)
 
-    def score(self, raw: torch.Tensor) -> float:
+    def score(self, raw: list[float]) -> float:
         """Threat in [0, 1] for one raw input vector (no learning)."""
         return self.learner.score(raw)
 
@@ -135,6 +142,8 @@ class EntropyModel(Plugin[ModelConfig]):
         Empty until a full mini-batch of labelled beats up to ``beat − label_lag``
         is there.
         """
+        if len(self.labels) < self.config.batch:  # most beats: not even a batch in sight
+            return []
         upto = beat - self.config.label_lag
         ready = sorted(b for b in self.labels if b <= upto)
         if len(ready) < self.config.batch:
@@ -144,8 +153,8 @@ class EntropyModel(Plugin[ModelConfig]):
             del self.labels[b]
         return batch
 
-    def learn_and_score(self, batch: list[Sample], raw: torch.Tensor) -> float:
-        """Worker thread: learn the mini-batch (if any), then the threat of ``raw``."""
+    def learn_and_score(self, batch: list[Sample], raw: list[float]) -> float:
+        """Learn the mini-batch (if any, in torch), then the threat of ``raw`` (in Python)."""
         if batch:
             self.learner.train_batch(batch)
         return self.learner.infer(raw)
@@ -160,7 +169,7 @@ class EntropyModel(Plugin[ModelConfig]):
         while len(self.labels) > limit:
             self.labels.pop(next(iter(self.labels)))
         before = self.updates
-        threat = await anyio.to_thread.run_sync(self.learn_and_score, batch, raw)
+        threat = self.learn_and_score(batch, raw)
         every = self.config.checkpoint_every
         if self.updates // every != before // every:
             await anyio.to_thread.run_sync(self.save)

@@ -118,3 +118,31 @@ def test_loading_the_plugin_class_does_not_import_torch() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     # Nor does learning pull in torch._dynamo (torch.optim, manual_seed: seconds at start).
     assert out.stdout.split() == ["False", "True", "False"]
+
+
+async def test_scored_in_python_from_the_weights_torch_trained(tmp_path: Path) -> None:
+    """Inference runs off torch on a copy of the weights: the copy follows every step."""
+    from venom.plugins.model.learner import Weights
+
+    model = EntropyModel(ModelConfig(seed=3), PluginContext(state_dir=tmp_path))
+    start = Weights.of(model.learner.net)
+    await run(model, synthetic(400, seed=3))
+    learner = model.learner
+    assert model.updates > 380
+    assert learner.weights == Weights.of(learner.net) != start  # torch trained; copied out
+    # The Python forward is torch's float32 forward, to float32's precision.
+    probe = [model.vector(p) for p, _ in synthetic(50, seed=11)]
+    gaps = [abs(learner.score(raw) - learner.torch_score(raw)) for raw in probe]
+    assert max(gaps) < 1e-5
+    assert len({round(learner.score(raw), 3) for raw in probe}) > 5  # not a constant
+
+
+def test_non_finite_inputs_are_zero_and_extreme_scores_stay_in_range() -> None:
+    model = EntropyModel()
+    learner = model.learner
+    assert learner.raw([float("nan"), float("inf"), -float("inf"), 2.5]) == [0.0, 0.0, 0.0, 2.5]
+    w = learner.weights
+    ones = w._replace(w1=[[1.0] * learner.inputs] * len(w.w1), b1=[0.0] * len(w.b1))
+    x = [1.0] * learner.inputs  # every hidden unit at tanh(9) ≈ 1
+    assert ones._replace(w2=[1e6] * len(w.w2), b2=0.0).forward(x) == 1.0
+    assert ones._replace(w2=[-1e6] * len(w.w2), b2=0.0).forward(x) == 0.0  # no OverflowError
