@@ -5,8 +5,11 @@ from the pulse's features (``plant.y0..y2`` by default); a beat without the
 measurement only predicts. Replies carry the state estimate, the covariance
 diagonal, the innovation and the NIS — the balance core reads
 ``<name>.innovation_*`` and ``<name>.nis`` from the next pulse's context.
-The math lives in :mod:`venom.plugins.estimators.kalman_filter`; numpy on
-3×3 matrices takes microseconds, so it runs on the event loop.
+The math lives in :mod:`venom.plugins.estimators.kalman_filter` (numpy, any
+model) and :mod:`venom.plugins.estimators.kalman_diagonal` (plain floats, used
+when the model is diagonal, as the default is: the numpy calls on 3×3
+matrices cost ten times more than the arithmetic). The reply's keys are
+built once, at start.
 """
 
 from __future__ import annotations
@@ -18,6 +21,11 @@ import msgspec
 import numpy as np
 from msgspec import Meta
 
+from venom.plugins.estimators.kalman_diagonal import (
+    DiagonalAdaptiveKalmanFilter,
+    DiagonalKalmanFilter,
+    diagonal,
+)
 from venom.plugins.estimators.kalman_filter import AdaptiveKalmanFilter, KalmanFilter, Matrix
 from venom.plugins.sdk import Plugin, PluginContext
 from venom.schemas import ConfigError, EstimateReply, Pulse, Reply, Role
@@ -53,13 +61,24 @@ class KalmanEstimator(Plugin[KalmanConfig]):
     version: ClassVar[str] = "1.0.0"
     config_type: ClassVar[type[KalmanConfig]] = KalmanConfig
     description: ClassVar[str] = "Kalman filter: state, covariance, innovation, NIS"
+    #: Whether replies carry R's diagonal (``r0``, …), which the adaptive filter estimates.
+    reports_r: ClassVar[bool] = False
 
     def __init__(
         self, config: KalmanConfig | None = None, context: PluginContext | None = None
     ) -> None:
         super().__init__(config, context)
         self.check(self.config)
-        self.filter = self._make_filter()
+        c = self.config
+        self.filter: KalmanFilter | DiagonalKalmanFilter = (
+            self._make_filter() if self._diagonal() is None else self._make_diagonal_filter()
+        )
+        # The reply's keys, in the order the values are listed: with and without a measurement.
+        n, m = len(c.a), len(c.c)
+        state = [f"x{i}" for i in range(n)] + [f"p{i}" for i in range(n)] + ["measured"]
+        measured = state + [f"innovation_{i}" for i in range(m)] + ["nis"]
+        r = [f"r{i}" for i in range(m)] if self.reports_r else []
+        self._keys = (tuple(state + r), tuple(measured + r))
 
     @classmethod
     def check(cls, config: KalmanConfig) -> None:
@@ -95,30 +114,53 @@ class KalmanEstimator(Plugin[KalmanConfig]):
             np.eye(n) * c.p0,
         )
 
+    def _diagonal(self) -> tuple[list[float], ...] | None:
+        """The diagonals of (A, C, Q, R) when all four are diagonal and C is square."""
+        c = self.config
+        diagonals = [diagonal(m) for m in (c.a, c.c, c.q, c.r)]
+        if any(d is None for d in diagonals) or len(c.c) != len(c.a):
+            return None
+        return tuple(d for d in diagonals if d is not None)
+
     def _make_filter(self) -> KalmanFilter:
         return KalmanFilter(*self._model())
 
+    def _make_diagonal_filter(self) -> DiagonalKalmanFilter:
+        a, c, q, r = self._diagonal() or ()
+        return DiagonalKalmanFilter(a, c, q, r, self.config.p0)
+
     def _measurement(self, pulse: Pulse) -> list[float] | None:
-        values = [pulse.features.get(f) for f in self.config.features]
-        if any(v is None or not math.isfinite(v) for v in values):
+        values = list(map(pulse.features.get, self.config.features))
+        if None in values or not all(map(math.isfinite, values)):  # type: ignore[arg-type]
             return None
-        return [float(v) for v in values]  # type: ignore[arg-type]
+        return values  # type: ignore[return-value]
+
+    def _step(self, y: list[float] | None) -> tuple[list[float], list[float], list[float], float]:
+        """Step the filter; (state, covariance diagonal, innovation, NIS), [] and 0 unmeasured."""
+        f = self.filter
+        if isinstance(f, DiagonalKalmanFilter):
+            found = f.step(y)
+            nu, nis = found if found is not None else ([], 0.0)
+            return f.x, f.p, nu, nis
+        result = f.step(None if y is None else np.array(y))
+        nu, nis = ([], 0.0) if result is None else (result.innovation.tolist(), result.nis)
+        return f.x.tolist(), np.diag(f.p).tolist(), nu, nis
+
+    def _r_diagonal(self) -> list[float]:
+        f = self.filter
+        return list(f.r) if isinstance(f, DiagonalKalmanFilter) else np.diag(f.r).tolist()
 
     async def handle(self, pulse: Pulse) -> Reply:
         y = self._measurement(pulse)
-        result = self.filter.step(None if y is None else np.array(y))
-        f = self.filter
-        values = {f"x{i}": float(v) for i, v in enumerate(f.x)}
-        values.update({f"p{i}": float(v) for i, v in enumerate(np.diag(f.p))})
-        values["measured"] = 0.0 if result is None else 1.0
-        if result is not None:
-            values.update({f"innovation_{i}": float(v) for i, v in enumerate(result.innovation)})
-            values["nis"] = result.nis
+        x, p, nu, nis = self._step(y)
+        row = [*x, *p, 0.0] if y is None else [*x, *p, 1.0, *nu, nis]
+        if self.reports_r:
+            row += self._r_diagonal()
         return EstimateReply(
             estimator=self.name,
-            values=values,
-            vectors={"state": f.x.tolist(), "cov_diag": np.diag(f.p).tolist()},
-            adapted=bool(getattr(f, "adapted", False)),
+            values=dict(zip(self._keys[y is not None], row, strict=True)),
+            vectors={"state": x, "cov_diag": p},
+            adapted=bool(getattr(self.filter, "adapted", False)),
         )
 
 
@@ -127,6 +169,7 @@ class AdaptiveKalmanEstimator(KalmanEstimator):
 
     name: ClassVar[str] = "adaptive-kalman"
     description: ClassVar[str] = "innovation-adaptive Kalman filter (estimates R)"
+    reports_r: ClassVar[bool] = True
 
     def _make_filter(self) -> KalmanFilter:
         c = self.config
@@ -134,10 +177,17 @@ class AdaptiveKalmanEstimator(KalmanEstimator):
             *self._model(), window=c.window, forgetting=c.forgetting, r_min=c.r_min, r_max=c.r_max
         )
 
-    async def handle(self, pulse: Pulse) -> Reply:
-        reply = await super().handle(pulse)
-        assert isinstance(reply, EstimateReply)
-        r = np.diag(self.filter.r)
-        values = dict(reply.values)
-        values.update({f"r{i}": float(v) for i, v in enumerate(r)})
-        return msgspec.structs.replace(reply, values=values)
+    def _make_diagonal_filter(self) -> DiagonalKalmanFilter:
+        c = self.config
+        a, cc, q, r = self._diagonal() or ()
+        return DiagonalAdaptiveKalmanFilter(
+            a,
+            cc,
+            q,
+            r,
+            c.p0,
+            window=c.window,
+            forgetting=c.forgetting,
+            r_min=c.r_min,
+            r_max=c.r_max,
+        )

@@ -14,6 +14,10 @@ from venom.plugins.estimators import (
     KalmanEstimator,
     KalmanFilter,
 )
+from venom.plugins.estimators.kalman_diagonal import (
+    DiagonalAdaptiveKalmanFilter,
+    DiagonalKalmanFilter,
+)
 from venom.plugins.sdk import validate_plugin
 from venom.schemas import EstimateReply, Pulse
 
@@ -102,3 +106,68 @@ async def test_plugins_reply_with_state_innovation_and_nis() -> None:
     adaptive = await AdaptiveKalmanEstimator().handle(pulse(1))
     assert isinstance(adaptive, EstimateReply)
     assert adaptive.values["r0"] == pytest.approx(1e-2)
+
+
+def random_diagonal_model(rng: np.random.Generator, n: int) -> list[np.ndarray]:
+    """(A, C, Q, R) diagonal, as the fast path takes them."""
+    return [
+        np.diag(rng.uniform(-1.2, 1.2, n)),
+        np.diag(rng.uniform(0.2, 2.0, n) * rng.choice([-1.0, 1.0], n)),
+        np.diag(rng.uniform(1e-4, 1e-1, n)),
+        np.diag(rng.uniform(1e-3, 1.0, n)),
+    ]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_diagonal_filters_match_the_numpy_filters(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 6))
+    a, c, q, r = random_diagonal_model(rng, n)
+    p0 = float(rng.uniform(0.1, 3.0))
+    window = int(rng.integers(2, 8))
+    reference = [
+        KalmanFilter(a, c, q, r, np.zeros(n), p0 * np.eye(n)),
+        AdaptiveKalmanFilter(a, c, q, r, np.zeros(n), p0 * np.eye(n), window=window),
+    ]
+    da, dc, dq, dr = (np.diag(m).tolist() for m in (a, c, q, r))
+    fast = [
+        DiagonalKalmanFilter(da, dc, dq, dr, p0),
+        DiagonalAdaptiveKalmanFilter(da, dc, dq, dr, p0, window=window),
+    ]
+    for _ in range(300):
+        y = None if rng.random() < 0.1 else rng.normal(0.0, 2.0, n)
+        for ref, quick in zip(reference, fast, strict=True):
+            want = ref.step(y)
+            got = quick.step(None if y is None else y.tolist())
+            assert (got is None) == (want is None)
+            if got is not None and want is not None:
+                np.testing.assert_allclose(got[0], want.innovation, rtol=1e-12, atol=1e-14)
+                assert got[1] == pytest.approx(want.nis, rel=1e-12)
+            np.testing.assert_allclose(quick.x, ref.x, rtol=1e-12, atol=1e-14)
+            np.testing.assert_allclose(quick.p, np.diag(ref.p), rtol=1e-12, atol=1e-14)
+            np.testing.assert_allclose(quick.r, np.diag(ref.r), rtol=1e-12)
+            assert quick.adapted == bool(getattr(ref, "adapted", False))
+
+
+async def test_plugins_take_the_fast_path_only_for_diagonal_models() -> None:
+    rng = np.random.default_rng(7)
+    for cls in (KalmanEstimator, AdaptiveKalmanEstimator):
+        fast, reference = cls(KalmanConfig(window=5)), cls(KalmanConfig(window=5))
+        assert isinstance(fast.filter, DiagonalKalmanFilter)
+        reference.filter = reference._make_filter()  # the numpy filter, same model
+        for beat in range(1, 200):
+            y = rng.normal(1.0, 0.3, 3)
+            features = {} if beat % 17 == 0 else {f"plant.y{i}": float(v) for i, v in enumerate(y)}
+            got, want = (
+                await fast.handle(pulse(beat, **features)),
+                await reference.handle(pulse(beat, **features)),
+            )
+            assert isinstance(got, EstimateReply)
+            assert isinstance(want, EstimateReply)
+            assert list(got.values) == list(want.values)  # same keys, same order
+            for key, value in want.values.items():
+                assert got.values[key] == pytest.approx(value, rel=1e-12, abs=1e-15), key
+            assert got.vectors.keys() == want.vectors.keys()
+            assert got.adapted == want.adapted
+        coupled = KalmanConfig(a=[[0.9, 0.05, 0.0], [0.0, 0.9, 0.0], [0.0, 0.0, 0.9]])
+        assert isinstance(cls(coupled).filter, KalmanFilter)
