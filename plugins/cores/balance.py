@@ -33,11 +33,14 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Annotated, ClassVar
+from math import isfinite
+from operator import mul
+from typing import Annotated, ClassVar, NamedTuple
 
 import msgspec
 from msgspec import Meta
 
+from venom.plugins.cores.stats import SelectedKeys
 from venom.plugins.sdk import Plugin, PluginContext
 from venom.schemas import CoreReply, Pulse, Reply, Role
 
@@ -76,10 +79,11 @@ class Window:
     rounding cannot drift.
     """
 
-    __slots__ = ("pushes", "squares", "total", "values")
+    __slots__ = ("pushes", "size", "squares", "total", "values")
 
     def __init__(self, size: int) -> None:
         self.values: deque[float] = deque(maxlen=size)
+        self.size = size
         self.total = 0.0
         self.squares = 0.0
         self.pushes = 0
@@ -89,7 +93,7 @@ class Window:
 
     def push(self, value: float) -> None:
         values = self.values
-        if len(values) == values.maxlen:
+        if len(values) == self.size:
             old = values[0]
             self.total -= old
             self.squares -= old * old
@@ -97,43 +101,88 @@ class Window:
         self.total += value
         self.squares += value * value
         self.pushes += 1
-        if self.pushes == values.maxlen:
-            self.pushes = 0
-            self.total = math.fsum(values)
-            self.squares = math.fsum(v * v for v in values)
+        if self.pushes == self.size:
+            self.readd()
+
+    def readd(self) -> None:
+        """Sums afresh from the values, once every ``size`` pushes."""
+        values = self.values
+        self.pushes = 0
+        self.total = math.fsum(values)
+        self.squares = math.fsum(map(mul, values, values))
 
     def mean(self) -> float:
-        return self.total / len(self.values) if self.values else 0.0
+        n = len(self.values)
+        return self.total / n if n else 0.0
 
     def variance(self) -> float:
         n = len(self.values)
         if n < 2:
             return 0.0
-        return max(0.0, (self.squares - self.total * self.total / n) / (n - 1))
+        variance = (self.squares - self.total * self.total / n) / (n - 1)
+        return variance if variance > 0.0 else 0.0
 
 
-class _Series:
+class _Series(Window):
     """One innovation or NIS series of one estimator."""
 
-    __slots__ = ("estimator", "is_nis", "last", "window")
+    __slots__ = ("estimator", "is_nis", "last")
 
     def __init__(self, estimator: str, is_nis: bool, size: int) -> None:
+        super().__init__(size)
         self.estimator = estimator
         self.is_nis = is_nis
-        self.window = Window(size)
         self.last = 0
 
 
-class _Feature:
+class _Feature(Window):
     """First differences of one feature, normalised by its running scale."""
 
-    __slots__ = ("last", "previous", "scale", "window")
+    __slots__ = ("last", "previous", "scale")
 
     def __init__(self, size: int) -> None:
-        self.window = Window(size)
+        super().__init__(size)
         self.scale = 0.0
         self.previous: float | None = None
         self.last = 0
+
+
+class _Estimator:
+    """The live series of one estimator past warm-up, as the volatility reads them."""
+
+    __slots__ = ("dimension", "innovations", "nis")
+
+    def __init__(self) -> None:
+        self.nis: list[Window] = []
+        self.innovations: list[Window] = []
+        #: Its innovation series, warm or not: the measurement dimension.
+        self.dimension = 0
+
+    def volatility(self) -> float | None:
+        """NIS excess if it reports an NIS, else innovation variance; None: nothing warm."""
+        if self.nis:
+            total = 0.0
+            for window in self.nis:  # past warm-up: never empty
+                total += window.total / len(window.values)
+            dimension = self.dimension if self.dimension > 1 else 1.0
+            excess = total / len(self.nis) / dimension - 1.0
+            return excess if excess > 0.0 else 0.0
+        if self.innovations:
+            total = 0.0
+            for window in self.innovations:
+                total += window.variance()
+            return total / len(self.innovations)
+        return None
+
+
+class _Plan(NamedTuple):
+    """Which innovation series count, worked out from the series' lengths and ages."""
+
+    estimators: list[_Estimator]
+    shortest: int
+    used: int
+    #: Every series was full: the plan holds for as long as they all keep reporting.
+    settled: bool
 
 
 class BalanceCore(Plugin[BalanceConfig]):
@@ -152,88 +201,149 @@ class BalanceCore(Plugin[BalanceConfig]):
         self.beats = 0
         self.series: dict[str, _Series] = {}
         self.features: dict[str, _Feature] = {}
+        self._innovation_keys = SelectedKeys(self._is_innovation)
+        self._feature_keys = SelectedKeys(self._is_feature)
+        self._plan: _Plan | None = None
+        #: Innovation series pushed this beat.
+        self._reported = 0
 
-    def _innovations(self, estimates: dict[str, float]) -> tuple[float, int, int]:
-        """(volatility, shortest window, series) over the live estimators; 0 series: none."""
-        cfg = self.config
-        for key, value in estimates.items():
-            estimator, _, field = key.partition(".")
-            if estimator == self.name or not math.isfinite(value):
-                continue  # never our own output: that would feed back on itself
-            is_nis = field.startswith("nis")
-            if not (is_nis or field.startswith("innovation")):
+    def _is_innovation(self, key: str) -> bool:
+        """An ``<estimator>.innovation*`` or ``.nis*`` key, never this core's own."""
+        estimator, _, field = key.partition(".")
+        # Never our own output: that would feed back on itself.
+        return estimator != self.name and field.startswith(("nis", "innovation"))
+
+    def _is_feature(self, key: str) -> bool:
+        return not key.startswith(self.config.ignore_prefixes)
+
+    def _push_innovations(self, estimates: dict[str, float]) -> None:
+        size, beats, all_series = self.config.window, self.beats, self.series
+        reported = 0
+        for key in self._innovation_keys(estimates):
+            value = estimates[key]
+            if not isfinite(value):
                 continue
-            series = self.series.get(key)
+            series = all_series.get(key)
             if series is None:
-                series = self.series[key] = _Series(estimator, is_nis, cfg.window)
-            series.window.push(min(MAX_VALUE, max(-MAX_VALUE, value)))
-            series.last = self.beats
-        # Per live estimator: [nis sum, nis series, variance sum, variance series, dimension].
-        groups: dict[str, list[float]] = {}
-        shortest, used = cfg.window, 0
+                estimator, _, field = key.partition(".")
+                series = all_series[key] = _Series(estimator, field.startswith("nis"), size)
+                self._plan = None
+            if value > MAX_VALUE:
+                value = MAX_VALUE
+            elif value < -MAX_VALUE:
+                value = -MAX_VALUE
+            series.last = beats
+            reported += 1
+            # Window.push, inlined: this runs for every series every beat.
+            values = series.values
+            if len(values) == size:
+                old = values[0]
+                series.total -= old
+                series.squares -= old * old
+            values.append(value)
+            series.total += value
+            series.squares += value * value
+            series.pushes += 1
+            if series.pushes == size:
+                series.readd()
+        self._reported = reported
+
+    def _make_plan(self) -> _Plan:
+        """Group the live series by estimator; drop those not reported for ``window`` beats."""
+        cfg = self.config
+        beats, size, warmup = self.beats, cfg.window, cfg.warmup
+        groups: dict[str, _Estimator] = {}
+        shortest, used, settled = size, 0, True
         stale: list[str] = []
         for key, series in self.series.items():
-            if self.beats - series.last >= cfg.window:
+            if beats - series.last >= size:
                 stale.append(key)
                 continue
-            group = groups.setdefault(series.estimator, [0.0, 0.0, 0.0, 0.0, 0.0])
-            window = series.window
+            group = groups.get(series.estimator)
+            if group is None:
+                group = groups[series.estimator] = _Estimator()
             if not series.is_nis:
-                group[4] += 1
-            if len(window) < cfg.warmup:
+                group.dimension += 1
+            n = len(series.values)
+            settled = settled and n == size
+            if n < warmup:
                 continue
-            if series.is_nis:
-                group[0] += window.mean()
-                group[1] += 1
-            else:
-                group[2] += window.variance()
-                group[3] += 1
-            shortest = min(shortest, len(window))
+            (group.nis if series.is_nis else group.innovations).append(series)
+            shortest = min(shortest, n)
             used += 1
         for key in stale:
             del self.series[key]
+        return _Plan(list(groups.values()), shortest, used, settled)
+
+    def _innovations(self) -> tuple[float, int, int]:
+        """(volatility, shortest window, series) over the live estimators; 0 series: none."""
+        plan = self._plan
+        # Full windows stay full: while every series reports, only their values change.
+        if plan is None or not plan.settled or self._reported != len(self.series):
+            plan = self._plan = self._make_plan()
         total, estimators = 0.0, 0
-        for nis, nis_n, var, var_n, dim in groups.values():
-            if nis_n:
-                total += max(0.0, nis / nis_n / max(1.0, dim) - 1.0)
-            elif var_n:
-                total += var / var_n
-            else:
-                continue
-            estimators += 1
+        for estimator in plan.estimators:
+            volatility = estimator.volatility()
+            if volatility is not None:
+                total += volatility
+                estimators += 1
         if not estimators:
             return 0.0, 0, 0
-        return total / estimators, shortest, used
+        return total / estimators, plan.shortest, plan.used
 
-    def _features(self, features: dict[str, float]) -> tuple[float, int, int]:
-        """(median volatility, shortest window, series) over the live features."""
+    def _push_features(self, features: dict[str, float]) -> None:
         cfg = self.config
+        size, beats, all_features = cfg.window, self.beats, self.features
         keep = 1.0 - cfg.scale_decay
-        for key, value in features.items():
-            if not math.isfinite(value) or key.startswith(cfg.ignore_prefixes):
+        for key in self._feature_keys(features):
+            value = features[key]
+            if not isfinite(value):
                 continue
-            feature = self.features.get(key)
-            if feature is None:
-                feature = self.features[key] = _Feature(cfg.window)
-            feature.scale = scale = max(abs(value), keep * feature.scale)
+            feature = all_features.get(key)
+            # New, or back after ``window`` beats away (not yet dropped: see handle).
+            if feature is None or beats - feature.last > size:
+                feature = all_features[key] = _Feature(size)
+            scale, kept = abs(value), keep * feature.scale
+            if kept > scale:
+                scale = kept
+            feature.scale = scale
             previous = feature.previous
             feature.previous = value
-            feature.last = self.beats
-            if previous is not None:
-                # Divide first: x − previous itself may overflow for huge values.
-                feature.window.push(value / scale - previous / scale if scale > 0 else 0.0)
-        volatilities: list[float] = []
-        shortest = cfg.window
-        stale: list[str] = []
-        for key, feature in self.features.items():
-            window = feature.window
-            if self.beats - feature.last >= cfg.window:
-                stale.append(key)
-            elif len(window) >= cfg.warmup:
-                volatilities.append(window.variance())
-                shortest = min(shortest, len(window))
+            feature.last = beats
+            if previous is None:
+                continue
+            # Divide first: x − previous itself may overflow for huge values.
+            value = value / scale - previous / scale if scale > 0 else 0.0
+            # Window.push, inlined: this runs for every feature every beat.
+            values = feature.values
+            if len(values) == size:
+                old = values[0]
+                feature.total -= old
+                feature.squares -= old * old
+            values.append(value)
+            feature.total += value
+            feature.squares += value * value
+            feature.pushes += 1
+            if feature.pushes == size:
+                feature.readd()
+
+    def _drop_stale_features(self) -> None:
+        """Forget the features not reported for ``window`` beats."""
+        size, beats = self.config.window, self.beats
+        stale = [key for key, f in self.features.items() if beats - f.last >= size]
         for key in stale:
             del self.features[key]
+
+    def _features(self) -> tuple[float, int, int]:
+        """(median volatility, shortest window, series) over the live features."""
+        self._drop_stale_features()
+        warmup, shortest = self.config.warmup, self.config.window
+        volatilities: list[float] = []
+        for feature in self.features.values():
+            n = len(feature.values)
+            if n >= warmup:
+                volatilities.append(feature.variance())
+                shortest = min(shortest, n)
         if not volatilities:
             return 0.0, 0, 0
         volatilities.sort()
@@ -245,17 +355,20 @@ class BalanceCore(Plugin[BalanceConfig]):
     async def handle(self, pulse: Pulse) -> Reply:
         cfg = self.config
         self.beats += 1
-        innovation, inno_samples, inno_series = self._innovations(pulse.context.estimates)
-        feature, feat_samples, feat_series = self._features(pulse.features)
-        if inno_series:
-            volatility, samples, series = innovation, inno_samples, inno_series
+        # Both kinds of window take every beat's values, whichever one is judged.
+        self._push_innovations(pulse.context.estimates)
+        self._push_features(pulse.features)
+        volatility, samples, series = self._innovations()
+        from_innovations = series > 0
+        if from_innovations:
             stability = 1.0 / (1.0 + cfg.innovation_sensitivity * volatility)
-        elif feat_series:
-            volatility, samples, series = feature, feat_samples, feat_series
-            stability = 1.0 / (1.0 + cfg.sensitivity * volatility)
+            # The features are not judged; forget the gone ones now and then all the same.
+            if self.beats % cfg.window == 0:
+                self._drop_stale_features()
         else:
-            volatility, samples, series, stability = 0.0, 0, 0, 1.0
-        scale = max(cfg.min_gain_scale, stability)
+            volatility, samples, series = self._features()
+            stability = 1.0 / (1.0 + cfg.sensitivity * volatility) if series else 1.0
+        scale = stability if stability > cfg.min_gain_scale else cfg.min_gain_scale
         return CoreReply(
             core="B",
             score=stability,
@@ -263,7 +376,7 @@ class BalanceCore(Plugin[BalanceConfig]):
                 "volatility": volatility,
                 "samples": float(samples),
                 "series": float(series),
-                "from_innovations": 1.0 if inno_series else 0.0,
+                "from_innovations": 1.0 if from_innovations else 0.0,
                 "kp": cfg.kp * scale,
                 "ki": cfg.ki * scale,
                 "kd": cfg.kd * scale,

@@ -1,4 +1,4 @@
-"""Small online statistics the cores share: a rolling window and an EWMA.
+"""Small online statistics the cores share: a rolling window, an EWMA, key selection.
 
 Plain floats, no per-beat allocation beyond the deque slot: these run every
 beat in every core.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable, Mapping
 
 
 def finite(value: float) -> bool:
@@ -82,3 +83,39 @@ class Ewma:
             self.mean += incr
             self.var = (1 - self.alpha) * (self.var + diff * incr)
         self.count += 1
+
+
+class SelectedKeys:
+    """The keys of a beat's mapping that pass ``wanted``, in the mapping's order.
+
+    Consecutive beats nearly always carry the same keys in the same order
+    (the same sensors and estimators answer), so a beat costs one comparison
+    of key lists; the keys are sorted out again only when they change, and
+    each key's answer is remembered (up to ``MEMO`` keys).
+    """
+
+    MEMO = 4096
+
+    __slots__ = ("_keys", "_memo", "_selected", "wanted")
+
+    def __init__(self, wanted: Callable[[str], bool]) -> None:
+        self.wanted = wanted
+        self._keys: list[str] = []
+        self._selected: list[str] = []
+        self._memo: dict[str, bool] = {}
+
+    def __call__(self, values: Mapping[str, object]) -> list[str]:
+        keys = list(values)
+        if keys != self._keys:
+            self._keys = keys
+            self._selected = [key for key in keys if self._wanted(key)]
+        return self._selected
+
+    def _wanted(self, key: str) -> bool:
+        memo = self._memo
+        answer = memo.get(key)
+        if answer is None:
+            if len(memo) >= self.MEMO:  # keys that keep changing: start over
+                memo.clear()
+            answer = memo[key] = self.wanted(key)
+        return answer

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import statistics
 from typing import Any
 
 import msgspec
@@ -290,6 +291,119 @@ async def test_balance_ignores_its_own_output_in_the_context() -> None:
         )
     assert r.score == 1.0
     assert r.details["from_innovations"] == 0.0
+
+
+def reference_balance(cfg: BalanceConfig, pulses: list[Pulse]) -> list[dict[str, float]]:
+    """BalanceCore's rule as its docstring states it, the slow, obvious way.
+
+    Every window kept as a list and its statistics computed afresh each
+    beat (``statistics.fmean`` and ``statistics.variance``, exact), no
+    running sums, nothing cached between beats.
+    """
+    size = cfg.window
+    series: dict[str, tuple[str, bool, list[float]]] = {}
+    features: dict[str, tuple[float, float, list[float]]] = {}  # scale, previous, diffs
+    last: dict[str, int] = {}
+    out: list[dict[str, float]] = []
+    for beat, p in enumerate(pulses, 1):
+        for key, value in p.context.estimates.items():
+            estimator, _, field = key.partition(".")
+            if estimator == "balance-core" or not math.isfinite(value):
+                continue
+            if not field.startswith(("nis", "innovation")):
+                continue
+            entry = series.setdefault(key, (estimator, field.startswith("nis"), []))
+            entry[2].append(min(1e12, max(-1e12, value)))
+            del entry[2][:-size]
+            last["s" + key] = beat
+        for key, value in p.features.items():
+            if not math.isfinite(value) or key.startswith(cfg.ignore_prefixes):
+                continue
+            scale, previous, diffs = features.get(key, (0.0, math.nan, []))
+            scale = max(abs(value), (1.0 - cfg.scale_decay) * scale)
+            if not math.isnan(previous):
+                diffs = [*diffs, value / scale - previous / scale if scale > 0 else 0.0][-size:]
+            features[key] = (scale, value, diffs)
+            last["f" + key] = beat
+        for key in [k for k in series if beat - last["s" + k] >= size]:
+            del series[key]
+        for key in [k for k in features if beat - last["f" + k] >= size]:
+            del features[key]
+        by_estimator: dict[str, list[tuple[bool, list[float]]]] = {}
+        for estimator, is_nis, values in series.values():
+            by_estimator.setdefault(estimator, []).append((is_nis, values))
+        volatilities, samples = [], []
+        for members in by_estimator.values():
+            dim = sum(1 for is_nis, _ in members if not is_nis)
+            warm = [(is_nis, v) for is_nis, v in members if len(v) >= cfg.warmup]
+            samples += [len(v) for _, v in warm]
+            nis = [statistics.fmean(v) for is_nis, v in warm if is_nis]
+            innovations = [statistics.variance(v) for is_nis, v in warm if not is_nis]
+            if nis:
+                volatilities.append(max(0.0, statistics.fmean(nis) / max(1, dim) - 1.0))
+            elif innovations:
+                volatilities.append(statistics.fmean(innovations))
+        if volatilities:
+            volatility = statistics.fmean(volatilities)
+            stability = 1.0 / (1.0 + cfg.innovation_sensitivity * volatility)
+        else:
+            warm_features = [d for _, _, d in features.values() if len(d) >= cfg.warmup]
+            samples = [len(d) for d in warm_features]
+            volatility = statistics.median([statistics.variance(d) for d in warm_features] or [0])
+            stability = 1.0 / (1.0 + cfg.sensitivity * volatility)
+        out.append(
+            {
+                "score": stability,
+                "volatility": volatility,
+                "samples": float(min(samples, default=0)),
+                "series": float(len(samples)),
+                "from_innovations": 1.0 if volatilities else 0.0,
+            }
+        )
+    return out
+
+
+def wandering(rng: random.Random, beats: int) -> list[Pulse]:
+    """Estimators and features that come, go, come back, turn non-finite, jump."""
+    pulses = []
+    for b in range(1, beats + 1):
+        estimates: dict[str, float] = {"kalman.x0": rng.gauss(0, 1)}
+        if not 60 <= b < 90:  # kalman goes quiet for a while
+            estimates |= {f"kalman.innovation_{i}": rng.gauss(0, 1) for i in range(3)}
+            estimates["kalman.nis"] = rng.expovariate(1 / 3)
+        if b % 7:
+            estimates["flow.innovation"] = rng.gauss(0, 2) if b % 13 else math.nan
+        if b > 150:
+            estimates = {}  # no estimator at all: the features judge
+        if rng.random() < 0.02:  # an outlier (not a huge one: running sums would cancel)
+            estimates["flow.innovation"] = 60.0
+        features = {f"plant.y{i}": 10.0 * i + rng.gauss(0, 1 + i) for i in range(4)}
+        if 100 <= b < 130 or 140 <= b < 144 or 170 <= b < 175 or 180 <= b < 184:  # gone, back
+            del features["plant.y3"]
+        if b % 11 == 0:
+            features["plant.y2"] = math.inf
+        if b % 17 == 0:
+            features["plant.y1"] = 0.0
+        features["arbiter.rate"] = rng.gauss(240, 30)
+        if rng.random() < 0.3:  # the same keys, another order
+            features = dict(rng.sample(list(features.items()), len(features)))
+        pulses.append(pulse(b, features, estimates=estimates))
+    return pulses
+
+
+@pytest.mark.parametrize(
+    "settings", [{}, {"window": 5, "warmup": 3}, {"window": 20, "warmup": 30}, {"scale_decay": 0.0}]
+)
+async def test_balance_matches_the_reference_computation(settings: dict[str, Any]) -> None:
+    cfg = msgspec.convert(settings, BalanceConfig)
+    pulses = wandering(random.Random(14), 260)
+    core = BalanceCore(cfg)
+    replies = [await score(core, p) for p in pulses]
+    reference = reference_balance(cfg, pulses)
+    for beat, (got, want) in enumerate(zip(replies, reference, strict=True), 1):
+        assert got.score == pytest.approx(want["score"], rel=1e-9, abs=1e-12), beat
+        for key in ("volatility", "samples", "series", "from_innovations"):
+            assert got.details[key] == pytest.approx(want[key], rel=1e-9, abs=1e-12), (beat, key)
 
 
 # --- R ---------------------------------------------------------------------------------------
