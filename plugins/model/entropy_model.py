@@ -18,12 +18,13 @@ SGD step each), in beat order, just before scoring a beat at least
   weights are then copied out, and every beat is scored in plain Python from
   that copy (:mod:`~venom.plugins.model.learner` says why: torch's per-call
   overhead was most of a beat's cost on a network this small);
-- on the event loop: scoring a beat costs tens of µs, an SGD step (one beat
-  in ``batch``) a few hundred, less than the hop to a worker thread that
-  used to carry both (anyio's queue and GIL hand-over were ~40 % of a
-  beat's time); only checkpoints are written from a worker thread. By
-  default ``venom run`` hosts the model in a process of its own, where this
-  holds up no other plugin;
+- on the event loop: scoring a beat costs ~25 µs and an SGD step (one beat
+  in ``batch``) ~0.5-1 ms on a slow machine, while the hop to a worker
+  thread that used to carry both cost ~110 µs a beat by itself (anyio's
+  queue and the GIL hand-over); only checkpoints are written from a worker
+  thread. ``venom run`` hosts the model in a process of its own by default,
+  where a step holds up no other plugin (with ``processes = 0`` it holds the
+  daemon's loop for that long, one beat in ``batch``);
 - ``ml_weight`` follows ``<prefix>.mesh.ml_weight`` and is echoed in every
   reply.
 

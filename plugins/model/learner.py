@@ -9,8 +9,8 @@ imports torch.
 Why inference is not in torch: the network is 9 inputs, 16 tanh units and a
 sigmoid, scored once per beat on one vector. At that size torch's per-call
 overhead is the whole cost: a no-grad forward with its standardiser was
-~250 µs a beat here, plus ~12 µs to build the input tensor, against ~35 µs
-for the same arithmetic on Python floats. So:
+~250 µs a beat on the (slow) machine measured, plus ~12-40 µs to build the
+input tensor, against ~25 µs for the same arithmetic on Python floats. So:
 
 - **training** stays in torch: autograd and plain SGD on ``torch.nn``
   parameters, one step per mini-batch (every ``batch`` beats), exactly as
