@@ -34,11 +34,13 @@ scanned.
 from __future__ import annotations
 
 import math
+from math import isfinite, sqrt
 from typing import Annotated, ClassVar
 
 import msgspec
 from msgspec import Meta
 
+from venom.plugins.cores.stats import SelectedKeys
 from venom.plugins.sdk import Plugin, PluginContext
 from venom.schemas import CoreReply, Pulse, Reply, Role
 
@@ -65,7 +67,7 @@ class EntropyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 
 
 class Baseline:
-    """EWMA mean and variance of one feature (West's incremental form)."""
+    """EWMA mean and variance of one feature; :meth:`EntropyCore.handle` updates it."""
 
     __slots__ = ("count", "mean", "var")
 
@@ -73,14 +75,6 @@ class Baseline:
         self.mean = 0.0
         self.var = 0.0
         self.count = 0
-
-    def update(self, value: float, alpha: float) -> None:
-        self.count += 1
-        weight = max(alpha, 1.0 / self.count)
-        diff = value - self.mean
-        incr = weight * diff
-        self.mean += incr
-        self.var = (1.0 - weight) * (self.var + diff * incr)
 
 
 class EntropyCore(Plugin[EntropyConfig]):
@@ -97,33 +91,62 @@ class EntropyCore(Plugin[EntropyConfig]):
     ) -> None:
         super().__init__(config, context)
         self.baselines: dict[str, Baseline] = {}
+        prefixes = self.config.ignore_prefixes
+        self._scanned = SelectedKeys(lambda key: not key.startswith(prefixes))
 
     async def handle(self, pulse: Pulse) -> Reply:
+        # Comparisons rather than min/max and abs calls: this loop runs for every
+        # feature every beat, and those calls cost more than the arithmetic.
         cfg = self.config
+        warmup, threshold = cfg.warmup, cfg.z_threshold
+        rel_floor, abs_floor = cfg.rel_floor, cfg.abs_floor
+        normal_alpha, anomaly_alpha = cfg.alpha, cfg.anomaly_alpha
+        baselines = self.baselines
         found = 0
         max_z = 0.0
         details: dict[str, float] = {}
         flagged: list[str] = []
-        for feature, value in pulse.features.items():
-            if not math.isfinite(value) or feature.startswith(cfg.ignore_prefixes):
+        features = pulse.features
+        for feature in self._scanned(features):
+            value = features[feature]
+            if not isfinite(value):
                 continue
-            value = min(MAX_VALUE, max(-MAX_VALUE, value))
-            base = self.baselines.get(feature)
+            if value > MAX_VALUE:
+                value = MAX_VALUE
+            elif value < -MAX_VALUE:
+                value = -MAX_VALUE
+            base = baselines.get(feature)
             if base is None:
-                base = self.baselines[feature] = Baseline()
-            alpha = cfg.alpha
-            if base.count >= cfg.warmup:
-                std = max(math.sqrt(base.var), cfg.rel_floor * abs(base.mean), cfg.abs_floor)
-                z = (value - base.mean) / std
-                max_z = max(max_z, abs(z))
-                if abs(z) > cfg.z_threshold:
+                base = baselines[feature] = Baseline()
+            alpha = normal_alpha
+            if base.count >= warmup:
+                mean = base.mean
+                std = sqrt(base.var)
+                floor = rel_floor * abs(mean)
+                if floor > std:
+                    std = floor
+                if abs_floor > std:
+                    std = abs_floor
+                z = (value - mean) / std
+                size = abs(z)
+                if size > max_z:
+                    max_z = size
+                if size > threshold:
                     found += 1
                     details[f"z.{feature}"] = z
                     flagged.append(feature)
                     # Winsorised, slow: the baseline leans towards it, it does not jump.
-                    value = base.mean + math.copysign(cfg.z_threshold * std, z)
-                    alpha = cfg.anomaly_alpha
-            base.update(value, alpha)
+                    value = mean + math.copysign(threshold * std, z)
+                    alpha = anomaly_alpha
+            # West's incremental form, weight max(alpha, 1/n) for the n-th value.
+            base.count = count = base.count + 1
+            weight = 1.0 / count
+            if alpha >= weight:
+                weight = alpha
+            diff = value - base.mean
+            incr = weight * diff
+            base.mean += incr
+            base.var = (1.0 - weight) * (base.var + diff * incr)
         mesh = len(pulse.context.anomalies)
         anomalies = found + mesh
         threat = 1.0 - math.exp(-anomalies / 3.0)

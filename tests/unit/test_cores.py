@@ -174,6 +174,59 @@ async def test_entropy_new_feature_warms_up_on_its_own() -> None:
     assert r.score == 0.0
 
 
+def reference_entropy(cfg: EntropyConfig, pulses: list[Pulse]) -> list[dict[str, float]]:
+    """EntropyCore's rule as its docstring states it, one feature at a time."""
+    baselines: dict[str, list[float]] = {}  # mean, var, count
+    out = []
+    for p in pulses:
+        details: dict[str, float] = {"max_z": 0.0}
+        found = 0
+        for key, value in p.features.items():
+            if not math.isfinite(value) or key.startswith(cfg.ignore_prefixes):
+                continue
+            mean, var, count = baselines.setdefault(key, [0.0, 0.0, 0])
+            alpha = cfg.alpha
+            if count >= cfg.warmup:
+                std = max(math.sqrt(var), cfg.rel_floor * abs(mean), cfg.abs_floor)
+                z = (value - mean) / std
+                details["max_z"] = max(details["max_z"], abs(z))
+                if abs(z) > cfg.z_threshold:
+                    found += 1
+                    details[f"z.{key}"] = z
+                    value = mean + math.copysign(cfg.z_threshold * std, z)
+                    alpha = cfg.anomaly_alpha
+            weight = max(alpha, 1.0 / (count + 1))
+            diff = value - mean
+            baselines[key] = [
+                mean + weight * diff,
+                (1.0 - weight) * (var + diff * weight * diff),
+                count + 1,
+            ]
+        anomalies = found + len(p.context.anomalies)
+        details |= {"features": float(found), "anomalies": float(anomalies)}
+        details["score"] = 1.0 - math.exp(-anomalies / 3.0)
+        out.append(details)
+    return out
+
+
+@pytest.mark.parametrize("settings", [{}, {"warmup": 2, "anomaly_alpha": 0.0, "z_threshold": 1.0}])
+async def test_entropy_matches_the_reference_computation(settings: dict[str, Any]) -> None:
+    cfg = msgspec.convert(settings, EntropyConfig)
+    rng = random.Random(15)
+    pulses = wandering(rng, 260)
+    for b in (120, 121, 122, 200):  # steps and spikes
+        pulses[b] = msgspec.structs.replace(
+            pulses[b], features={**pulses[b].features, "plant.y0": 50.0}
+        )
+    core = EntropyCore(cfg)
+    replies = [await score(core, p) for p in pulses]
+    assert any(r.details["features"] for r in replies)
+    for got, want in zip(replies, reference_entropy(cfg, pulses), strict=True):
+        assert got.score == pytest.approx(want.pop("score"), rel=1e-12)
+        assert sorted(got.notes) == got.notes == sorted(k[2:] for k in want if k[:2] == "z.")
+        assert {k: got.details[k] for k in want} == pytest.approx(want, rel=1e-12)
+
+
 # --- B ---------------------------------------------------------------------------------------
 
 
