@@ -8,6 +8,11 @@
   abscissa max Re λ (continuous time: stable when < 0) and the spectral
   radius max |λ| (discrete time: stable when < 1), and the stability margin
   for the configured kind.
+
+The two windows are :class:`~venom.plugins.estimators.sliding.SlidingWindow`
+(running sums, O(1) per beat) rather than the cores' ``Rolling``, which
+sums the whole window for each statistic; the reply's constant part (the
+spectrum and the margin) is computed once.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import numpy as np
 from msgspec import Meta
 from numpy.typing import NDArray
 
-from venom.plugins.cores.stats import Rolling
+from venom.plugins.estimators.sliding import SlidingWindow
 from venom.plugins.sdk import Plugin, PluginContext, lookup
 from venom.schemas import ConfigError, EstimateReply, Pulse, Reply, Role
 
@@ -62,8 +67,9 @@ class StabilityEstimator(Plugin[StabilityConfig]):
         # The matrix is configuration: its spectrum is computed once.
         self.abscissa = spectral_abscissa(m)
         self.radius = spectral_radius(m)
-        self.values = Rolling(self.config.window)
-        self.variances = Rolling(self.config.window)
+        self.margin = (1.0 - self.radius) if self.config.discrete else -self.abscissa
+        self.values = SlidingWindow(self.config.window)
+        self.variances = SlidingWindow(self.config.window)
 
     @classmethod
     def check(cls, config: StabilityConfig) -> None:
@@ -90,14 +96,13 @@ class StabilityEstimator(Plugin[StabilityConfig]):
             self.values.push(x)
             if len(self.values) >= 3:
                 self.variances.push(self.values.variance())
-        margin = (1.0 - self.radius) if self.config.discrete else -self.abscissa
         return EstimateReply(
             estimator=self.name,
             values={
                 "stability": self.score(),
                 "abscissa": self.abscissa,
                 "radius": self.radius,
-                "margin": margin,
+                "margin": self.margin,
                 "samples": float(len(self.values)),
             },
         )

@@ -8,12 +8,14 @@ import random
 import numpy as np
 import pytest
 
+from venom.plugins.cores.stats import Rolling
 from venom.plugins.estimators import (
     StabilityConfig,
     StabilityEstimator,
     spectral_abscissa,
     spectral_radius,
 )
+from venom.plugins.estimators.sliding import SlidingWindow
 from venom.plugins.sdk import validate_plugin
 from venom.schemas import ConfigError, EstimateReply, Pulse
 
@@ -88,3 +90,28 @@ def test_plugin_and_config_checks() -> None:
         StabilityConfig(closed_loop=[[-2.0, 0.0], [0.0, -0.5]], discrete=False)
     )
     assert cont.abscissa == pytest.approx(-0.5)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_sliding_window_matches_the_rolling_sums(seed: int) -> None:
+    """Running sums against Rolling's whole-window sums, spikes and constant runs included."""
+    rng = random.Random(seed)
+    size = rng.randint(3, 60)
+    fast, slow = SlidingWindow(size), Rolling(size)
+    for step in range(3000):
+        if 1000 <= step < 1000 + 3 * size:
+            value = 0.1  # a constant run longer than the window
+        elif rng.random() < 0.02:
+            value = rng.choice([1e6, -3e4, 250.0])  # a spike, which then leaves the window
+        else:
+            value = 5.0 + 0.01 * step + rng.gauss(0.0, 0.3)
+        fast.push(value)
+        slow.push(value)
+        assert len(fast) == len(slow)
+        scale = max(abs(v) for v in slow.values)
+        assert fast.mean() == pytest.approx(slow.mean(), rel=1e-12, abs=1e-12 * scale)
+        assert fast.variance() == pytest.approx(slow.variance(), rel=1e-9, abs=1e-12 * scale**2)
+        assert fast.slope() == pytest.approx(slow.slope(), rel=1e-9, abs=1e-12 * scale)
+        if 1000 + size <= step < 1000 + 3 * size:
+            assert fast.variance() == 0.0
+            assert fast.slope() == 0.0
