@@ -23,7 +23,7 @@ import numpy as np
 from msgspec import Meta
 from numpy.typing import NDArray
 
-from venom.plugins.sdk import Plugin
+from venom.plugins.sdk import Plugin, PluginContext
 from venom.schemas import EstimateReply, Pulse, Reply, Role
 
 
@@ -106,27 +106,48 @@ class CoherenceEstimator(Plugin[CoherenceConfig]):
     config_type: ClassVar[type[CoherenceConfig]] = CoherenceConfig
     description: ClassVar[str] = "global coherence: mean RCF over the minimum spanning tree"
 
-    def states(self, pulse: Pulse) -> NDArray[np.float64]:
-        """Node vectors from ``<prefix><i>.<k>`` features (missing components are 0)."""
+    def __init__(
+        self, config: CoherenceConfig | None = None, context: PluginContext | None = None
+    ) -> None:
+        super().__init__(config, context)
+        # Where each state feature goes in psi, worked out for one set of pulse keys and
+        # kept while the keys stay the same (they do, beat after beat): parsing every
+        # key of every pulse cost more than the rest of the handler.
+        self._keys: set[str] = set()
+        self._layout: list[tuple[int, int, str]] = []
+        self._shape = (0, 0)
+
+    def _parse(self, features: dict[str, float]) -> None:
+        """The layout of the ``<prefix><i>.<k>`` features of ``features``."""
         prefix = self.config.prefix
-        cells: dict[tuple[int, int], float] = {}
-        for key, value in pulse.features.items():
+        layout: list[tuple[int, int, str]] = []
+        for key in features:
             if not key.startswith(prefix):
                 continue
             node, _, comp = key[len(prefix) :].partition(".")
             if node.isdigit() and comp.isdigit():
-                cells[(int(node), int(comp))] = value
-        if not cells:
+                layout.append((int(node), int(comp), key))
+        self._keys = set(features)
+        self._layout = layout
+        if layout:
+            self._shape = (1 + max(i for i, _, _ in layout), 1 + max(k for _, k, _ in layout))
+
+    def states(self, pulse: Pulse) -> NDArray[np.float64]:
+        """Node vectors from ``<prefix><i>.<k>`` features (missing components are 0)."""
+        features = pulse.features
+        if features.keys() != self._keys:
+            self._parse(features)
+        if not self._layout:
             return np.zeros((0, 0))
-        n = 1 + max(i for i, _ in cells)
-        d = 1 + max(k for _, k in cells)
-        psi = np.zeros((n, d))
-        for (i, k), value in cells.items():
-            psi[i, k] = value
+        psi = np.zeros(self._shape)
+        for i, k, key in self._layout:  # in key order: a repeated (i, k) keeps the last
+            psi[i, k] = features[key]
         return psi
 
     async def handle(self, pulse: Pulse) -> Reply:
         psi = self.states(pulse)
+        if not len(psi):
+            return EstimateReply(estimator=self.name, values={"coherence": 1.0, "nodes": 0.0})
         if len(psi) > self.config.thread_above:
             coherence, n = await anyio.to_thread.run_sync(global_coherence, psi)
         else:

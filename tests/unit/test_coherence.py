@@ -95,3 +95,26 @@ async def test_plugin_reads_node_states_from_features() -> None:
     )
     assert isinstance(out, EstimateReply)
     assert out.values["nodes"] == 300.0
+
+
+async def test_the_state_layout_follows_the_pulse_keys() -> None:
+    """The parsed layout is kept between pulses with the same keys, and redone when they change."""
+    est = CoherenceEstimator()
+
+    def at(beat: int, features: dict[str, float]) -> Pulse:
+        return Pulse(
+            beat=beat, issued_at=0, deadline=1, t_lambda=0.004, seed=beat, features=features
+        )
+
+    two = {"plant.psi0.0": 1.0, "plant.psi1.1": 1.0}
+    for beat, features, nodes, coherence in (
+        (1, {"plant.y0": 1.0}, 0.0, 1.0),
+        (2, two, 2.0, 0.0),
+        (3, {**two, "plant.psi1.0": 1.0}, 2.0, 0.5),
+        (4, {"plant.psi0.0": 1.0, "plant.psi1.1": 0.0, "plant.psi1.0": 2.0}, 2.0, 1.0),
+        (5, {}, 0.0, 1.0),
+    ):
+        reply = await est.handle(at(beat, features))
+        assert isinstance(reply, EstimateReply)
+        assert reply.values["nodes"] == nodes
+        assert reply.values["coherence"] == pytest.approx(coherence)
