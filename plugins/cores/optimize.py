@@ -25,11 +25,14 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from itertools import repeat
+from operator import mul, sub
 from typing import Annotated, ClassVar
 
 import msgspec
 from msgspec import Meta
 
+from venom.plugins.cores.stats import centred, clamp01
 from venom.plugins.sdk import Plugin, PluginContext
 from venom.schemas import CoreReply, Pulse, Reply, Role
 
@@ -67,17 +70,17 @@ class OptimizeCore(Plugin[OptimizeConfig]):
         self.maxima: dict[str, float] = {}
         #: The last normalised throughput, None before the first.
         self.throughput: float | None = None
-        n = self.config.window
-        self._x_mean = (n - 1) / 2
-        self._x_var = sum((i - self._x_mean) ** 2 for i in range(n))
+        #: i − x̄ for each place in the full window, and Σ (i − x̄)².
+        self._x, self._x_var = centred(self.config.window)
 
     def _throughput(self, features: dict[str, float]) -> float | None:
         for key in self.config.throughput:
             value = features.get(key)
             if value is None or not math.isfinite(value):
                 continue
-            value = max(0.0, value)
-            peak = max(value, (1.0 - self.config.max_decay) * self.maxima.get(key, 0.0))
+            value = value if value > 0.0 else 0.0  # max(0.0, value)
+            decayed = (1.0 - self.config.max_decay) * self.maxima.get(key, 0.0)
+            peak = decayed if decayed > value else value  # max(value, decayed)
             self.maxima[key] = peak
             self.throughput = value / peak if peak > 0 else 0.0
             break
@@ -85,14 +88,15 @@ class OptimizeCore(Plugin[OptimizeConfig]):
 
     def _slope(self) -> float:
         """Least-squares slope of the (full) index window, per beat."""
-        mean = math.fsum(self.index) / len(self.index)
-        x_mean = self._x_mean
-        return math.fsum((i - x_mean) * (y - mean) for i, y in enumerate(self.index)) / self._x_var
+        index = self.index
+        n = len(index)
+        mean = math.fsum(index) / n
+        return math.fsum(map(mul, self._x, map(sub, index, repeat(mean, n)))) / self._x_var
 
     async def handle(self, pulse: Pulse) -> Reply:
         cfg = self.config
         stability = pulse.context.stability
-        stability = min(1.0, max(0.0, stability)) if math.isfinite(stability) else 1.0
+        stability = clamp01(stability) if math.isfinite(stability) else 1.0
         throughput = self._throughput(pulse.features)
         if throughput is None:
             index = stability
@@ -101,7 +105,7 @@ class OptimizeCore(Plugin[OptimizeConfig]):
         self.index.append(index)
         full = len(self.index) == cfg.window
         slope = self._slope() if full else 0.0
-        gain = min(1.0, max(0.0, slope * cfg.horizon))
+        gain = clamp01(slope * cfg.horizon)
         return CoreReply(
             core="O",
             score=gain,

@@ -27,6 +27,7 @@ from typing import Annotated, ClassVar
 import msgspec
 from msgspec import Meta
 
+from venom.plugins.cores.stats import clamp01
 from venom.plugins.sdk import Plugin, PluginContext
 from venom.schemas import CoreReply, Pulse, Reply, Role
 
@@ -80,23 +81,39 @@ class RegenCore(Plugin[RegenConfig]):
         super().__init__(config, context)
         #: The failing names of each of the last ``window`` beats.
         self.recent: deque[frozenset[str]] = deque(maxlen=self.config.window)
+        #: How many of those beats name each plugin: their union, kept as beats come and go.
+        self._failing: dict[str, int] = {}
 
     def _anomalies(self, pulse: Pulse) -> float:
         count = float(len(pulse.context.anomalies))
         for key in OWN_COUNTS:
             value = pulse.features.get(key)
             if value is not None and math.isfinite(value) and value > 0:
-                count += min(value, MAX_COUNT)
+                count += value if value < MAX_COUNT else MAX_COUNT
         return count
+
+    def _remember(self, failing: list[str]) -> set[str]:
+        """Push this beat's failing names; every name failing within the window."""
+        counts, recent = self._failing, self.recent
+        if len(recent) == recent.maxlen:
+            for name in recent[0]:
+                if counts[name] == 1:
+                    del counts[name]
+                else:
+                    counts[name] -= 1
+        names = frozenset(failing)
+        recent.append(names)
+        for name in names:
+            counts[name] = counts.get(name, 0) + 1
+        return set(counts)
 
     async def handle(self, pulse: Pulse) -> Reply:
         cfg = self.config
         ctx = pulse.context
-        self.recent.append(frozenset(ctx.failing))
         down = set(ctx.down)
-        failing = set().union(*self.recent) - down
-        lag = max(0, ctx.ledger_lag)
-        excess_lag = max(0, lag - cfg.lag_allowance)
+        failing = self._remember(ctx.failing) - down
+        lag = ctx.ledger_lag if ctx.ledger_lag > 0 else 0
+        excess_lag = lag - cfg.lag_allowance if lag > cfg.lag_allowance else 0
         anomalies = self._anomalies(pulse)
         load = (
             cfg.w_down * len(down)
@@ -106,13 +123,13 @@ class RegenCore(Plugin[RegenConfig]):
         )
         urgency = 1.0 - math.exp(-load)
         cost = (
-            sum(cfg.costs.get(name, cfg.restart_beats) for name in sorted(down))
+            (sum(cfg.costs.get(name, cfg.restart_beats) for name in sorted(down)) if down else 0)
             + cfg.retry_beats * len(failing)
             + lag
         )
         return CoreReply(
             core="R",
-            score=min(1.0, max(0.0, urgency)),
+            score=clamp01(urgency),
             details={
                 "down": float(len(down)),
                 "failing": float(len(failing)),

@@ -9,11 +9,27 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable, Mapping
+from functools import cache
+from itertools import repeat
+from operator import mul, sub
 
 
 def finite(value: float) -> bool:
     """True for a real number (not NaN, not ±inf)."""
     return isinstance(value, int | float) and math.isfinite(value)
+
+
+def clamp01(value: float) -> float:
+    """``min(1.0, max(0.0, value))`` (NaN: 0.0), without the cost of those two calls."""
+    value = value if value > 0.0 else 0.0
+    return value if value < 1.0 else 1.0
+
+
+@cache
+def centred(n: int) -> tuple[list[float], float]:
+    """(i − x̄ for i < n, Σ (i − x̄)²): the abscissae of a least-squares slope over n points."""
+    x_mean = (n - 1) / 2
+    return [i - x_mean for i in range(n)], sum((i - x_mean) ** 2 for i in range(n))
 
 
 class Rolling:
@@ -47,13 +63,14 @@ class Rolling:
 
     def slope(self) -> float:
         """Least-squares slope per sample (0 with fewer than two values)."""
-        n = len(self.values)
+        values = self.values
+        n = len(values)
         if n < 2:
             return 0.0
-        x_mean = (n - 1) / 2
-        y_mean = self.mean()
-        num = sum((i - x_mean) * (y - y_mean) for i, y in enumerate(self.values))
-        den = sum((i - x_mean) ** 2 for i in range(n))
+        xs, den = centred(n)
+        y_mean = sum(values) / n
+        # Σ (i − x̄)(y − ȳ) in index order, as a generator would sum it, at C speed.
+        num: float = sum(map(mul, xs, map(sub, values, repeat(y_mean, n))))
         return num / den
 
 

@@ -13,7 +13,8 @@ makes the arbiter QUARANTINE). A zero or unmeasured state is not judged.
 from __future__ import annotations
 
 import math
-from typing import Annotated, ClassVar
+from operator import mul
+from typing import Annotated, ClassVar, cast
 
 import msgspec
 from msgspec import Meta
@@ -30,14 +31,17 @@ class DissonanceConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
 
 
 def normalised(v: list[float]) -> list[float] | None:
-    norm = math.sqrt(sum(x * x for x in v))
+    norm = math.sqrt(sum(map(mul, v, v)))
     return [x / norm for x in v] if norm > 0 else None
 
 
 def delta_e(psi: list[float], ref: list[float]) -> float:
     """1 − |⟨ψ, ref⟩|² for unit vectors."""
-    dot = sum(a * b for a, b in zip(psi, ref, strict=True))
-    return max(0.0, 1.0 - dot * dot)
+    if len(psi) != len(ref):
+        raise ValueError(f"ψ has {len(psi)} values, ref {len(ref)}")
+    dot: float = sum(map(mul, psi, ref))
+    de = 1.0 - dot * dot
+    return de if de > 0.0 else 0.0
 
 
 class DissonanceGuard(Plugin[DissonanceConfig]):
@@ -70,7 +74,7 @@ class DissonanceGuard(Plugin[DissonanceConfig]):
 
     async def handle(self, pulse: Pulse) -> Reply:
         raw = [lookup(pulse, f) for f in self.config.features]
-        psi = normalised([x for x in raw if x is not None]) if None not in raw else None
+        psi = None if None in raw else normalised(cast(list[float], raw))
         if psi is None:
             return GuardVerdict(guard=self.name, allow=True, reason="state not measured")
         if self.ref is None:

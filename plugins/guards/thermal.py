@@ -66,11 +66,13 @@ class ThermalGuard(Plugin[ThermalConfig]):
                     key=key,
                 )
 
-    def forecast(self) -> float:
-        """Temperature expected ``horizon`` beats after the last one."""
+    def forecast(self, slope: float | None = None) -> float:
+        """Temperature expected ``horizon`` beats after the last one (``slope``: the trend's)."""
         h = self.history
         last = h.values[-1]
-        return last + h.slope() * self.config.horizon if len(h) >= 2 else last
+        if len(h) < 2:
+            return last
+        return last + (h.slope() if slope is None else slope) * self.config.horizon
 
     async def handle(self, pulse: Pulse) -> Reply:
         c = self.config
@@ -78,7 +80,8 @@ class ThermalGuard(Plugin[ThermalConfig]):
         if t is None:
             return GuardVerdict(guard=self.name, allow=True, reason=f"{c.signal} not measured")
         self.history.push(t)
-        pred = self.forecast()
+        slope = self.history.slope()  # once: the forecast and the rise share it
+        pred = self.forecast(slope)
         advice = (
             "high"
             if pred >= c.high
@@ -89,7 +92,7 @@ class ThermalGuard(Plugin[ThermalConfig]):
             else ""
         )
         blocks: list[Action] = ["OPTIMIZE"] if max(pred, t) >= c.hot else []
-        rise = self.history.slope() if len(self.history) >= self.config.window else 0.0
+        rise = slope if len(self.history) >= c.window else 0.0
         problem = ""
         if max(pred, t) > c.limit:
             problem = f"forecast {pred:.1f} above limit {c.limit:g}"

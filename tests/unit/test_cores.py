@@ -20,6 +20,7 @@ from venom.plugins.cores import (
     RegenConfig,
     RegenCore,
 )
+from venom.plugins.cores.stats import Rolling
 from venom.plugins.sdk import Plugin, validate_plugin
 from venom.schemas import Anomaly, CoreReply, PluginValidationError, Pulse, PulseContext
 
@@ -560,6 +561,39 @@ async def test_optimize_no_gain_until_the_window_is_full() -> None:
     r = await score(core, pulse(30, stability=0.3))
     assert r.score > 0.0
     assert r.details["samples"] == 30.0
+
+
+@pytest.mark.parametrize("window", [1, 3, 20])
+async def test_regen_failing_is_the_union_over_the_window(window: int) -> None:
+    rng = random.Random(16)
+    core = RegenCore(RegenConfig(window=window))
+    history: list[set[str]] = []
+    for b in range(1, 200):
+        p = trouble(rng, b)
+        if b % 5 == 0:  # the same name twice in one beat counts once
+            p = msgspec.structs.replace(
+                p, context=msgspec.structs.replace(p.context, failing=["a", "a"])
+            )
+        history.append(set(p.context.failing))
+        want = set().union(*history[-window:]) - set(p.context.down)
+        r = await score(core, p)
+        assert r.details["failing"] == float(len(want)), b
+        assert r.notes == sorted(want | set(p.context.down)), b
+
+
+def test_rolling_slope_is_the_least_squares_slope() -> None:
+    rng = random.Random(17)
+    rolling = Rolling(7)
+    for step in range(40):
+        rolling.push(rng.gauss(0, 10) + 0.5 * step)
+        ys = list(rolling.values)
+        n = len(ys)
+        if n < 2:
+            assert rolling.slope() == 0.0
+            continue
+        x_mean, y_mean = (n - 1) / 2, sum(ys) / n
+        num = sum((i - x_mean) * (y - y_mean) for i, y in enumerate(ys))
+        assert rolling.slope() == num / sum((i - x_mean) ** 2 for i in range(n))
 
 
 # --- all -------------------------------------------------------------------------------------
