@@ -32,6 +32,7 @@ from venom.daemon.discovery import Discovery
 from venom.daemon.gather import Gather
 from venom.daemon.genome import Genome
 from venom.daemon.inputs import InputState
+from venom.daemon.loadwatch import LoadWatch
 from venom.daemon.metrics import BeatMetrics
 from venom.daemon.micro import EndpointStats
 from venom.daemon.pid import GenomicPid
@@ -88,6 +89,8 @@ class Arbiter:
         self.genome = Genome(config.genome)
         self.inputs = InputState(self.subjects, self.codec)
         self.stats = BeatStats()
+        #: Whether the beat fits the machine; says so (once) when it does not.
+        self.load = LoadWatch(log)
         self.record_sink = record_sink
         self.beat = 0
         self.paused = False
@@ -187,6 +190,7 @@ class Arbiter:
                 await control.stop()
                 await self.inputs.stop()
                 await self.gather.stop()
+                self.gather.breaker.flush()
 
     async def _idle(self, seconds: float) -> None:
         """Wait for a resume or a stop, ``seconds`` at most (the loop keeps turning)."""
@@ -388,6 +392,8 @@ class Arbiter:
             heard.clear()
         duration = time.perf_counter() - start
         self.stats.record(report, decision, duration)
+        self.load.beat(report, budget, self.scheduler.missed)
+        gather.breaker.tick()
         if self.metrics is not None:
             self.metrics.beat(report, decision, duration)
         trace.end(decision.action, len(replies), len(report.missing))

@@ -71,4 +71,7 @@ def arbiter_gauges(arbiter: Arbiter) -> Gauges:
     gauges.pid_error = lambda: a.last_pid.error
     gauges.period = lambda: _finite(a.period)
     gauges.live_plugins = lambda: len(a.discovery.plugins)
+    gauges.beat_kept = lambda: int(a.load.report().fits)
+    gauges.missed_ticks_pct = lambda: a.load.report().missed_ticks_pct
+    gauges.missing_replies_pct = lambda: a.load.report().missing_pct
     return gauges

@@ -8,8 +8,17 @@ from __future__ import annotations
 
 import time
 from collections import Counter, deque
+from collections.abc import Sequence
 
 from venom.schemas import Decision, GatherReport
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile ``q`` (0-100) of ``values`` (0 when empty)."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
 class BeatStats:
@@ -21,6 +30,8 @@ class BeatStats:
         self.decisions: Counter[str] = Counter()
         self.beats = 0
         self.replies = 0
+        #: Replies waited for (the expected plugins of every beat, summed).
+        self.expected = 0
         self.late = 0
         self.missing = 0
         self.failed = 0
@@ -34,6 +45,7 @@ class BeatStats:
         self._stamps.append(time.monotonic())
         self.decisions[decision.action] += 1
         self.replies += len(report.replied)
+        self.expected += len(report.expected)
         if report.late:
             self.late += sum(report.late.values())
         self.missing += len(report.missing)
@@ -61,11 +73,7 @@ class BeatStats:
 
     def percentile(self, q: float) -> float:
         """Beat-duration percentile ``q`` (0-100) over the window, seconds."""
-        if not self.durations:
-            return 0.0
-        ordered = sorted(self.durations)
-        idx = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-        return ordered[idx]
+        return percentile(self.durations, q)
 
     def line(self, beat: int, missed_ticks: int) -> str:
         """The compact live line."""

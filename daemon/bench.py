@@ -29,20 +29,13 @@ import msgspec
 import nats
 
 from venom.daemon.arbiter import Arbiter
+from venom.daemon.beatstats import percentile
 from venom.daemon.embedded import EmbeddedServer
 from venom.daemon.natsbus import NatsBus
 from venom.daemon.settings import BeatConfig, PluginsConfig, RunConfig, VenomConfig
 from venom.plugins.host import PluginHost
 from venom.plugins.noop import noop_class
 from venom.schemas import BeatRecord, Codec, EstimateReply, Pulse, Subjects
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile ``q`` (0-100) of ``values`` (0 when empty)."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 async def bench_venom(url: str, n: int, duration: float, prefix: str) -> dict[str, float]:

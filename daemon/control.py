@@ -184,6 +184,7 @@ class Control:
             last_decision=a.last_decision,
             uptime_s=round(time.monotonic() - self._started, 3),
             connected=a.bus.connected,
+            load=a.load.report(),
         )
 
     async def _on_request(self, msg: BusMessage) -> None:

@@ -28,6 +28,7 @@ from typing import Literal
 import anyio
 import msgspec
 
+from venom.daemon.breakerlog import BreakerLog
 from venom.daemon.bus import Bus, BusMessage, Subscription, header, is_no_responders
 from venom.daemon.ratelog import ProblemLog
 from venom.schemas import (
@@ -95,6 +96,8 @@ class Gather:
         self.breaker_after = breaker_after
         self.health: dict[str, PluginHealth] = {}
         self.problems = ProblemLog(log)
+        #: Breaker changes, said in one line per interval (never one per flap).
+        self.breaker = BreakerLog(log, breaker_after=breaker_after)
         self.prefix = ""
         self._prefix_len = 1
         self._beat_token = ""
@@ -193,7 +196,7 @@ class Gather:
             if h.misses >= self.breaker_after and not h.down:
                 h.down = True
                 self._down_changed = True
-                log.warning("plugin %s missed %d beats in a row: marked down", name, h.misses)
+                self.breaker.down(name)
         down = sorted(n for n, h in self.health.items() if h.down)
         closed_by: Literal["all", "deadline", "none"]
         if not self._expected:
@@ -221,7 +224,7 @@ class Gather:
         if h.down:
             h.down = False
             self._down_changed = True
-            log.info("plugin %s replied again: waited for again", name)
+            self.breaker.back(name)
         if name in self._expected:
             self._waiting -= 1
             if self._waiting <= 0:
@@ -358,4 +361,4 @@ class Gather:
             h.down = False
             self._down_changed = True
             h.misses = 0
-            log.info("plugin %s replied again: waited for again", name)
+            self.breaker.back(name)

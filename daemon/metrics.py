@@ -3,8 +3,9 @@
 Per beat: the beat duration (histogram), the decision (counter by action),
 vetoes (counter by guard), late and missing replies (counters by plugin).
 Read when scraped, from the arbiter's own state (no work per beat):
-missed ticks, ledger size and lag, the PID error, the period and the live
-plugin count. Attribute sets are built once per value and reused.
+missed ticks, ledger size and lag, the PID error, the period, the live
+plugin count, and whether the beat is kept (the last 10 s window).
+Attribute sets are built once per value and reused.
 
 In Prometheus (``[telemetry] prometheus = true``) they read as
 ``venom_beat_duration_seconds_bucket``, ``venom_decisions_total{venom_decision=...}``,
@@ -67,6 +68,9 @@ class Gauges:
         self.pid_error: Callable[[], float] = lambda: 0.0
         self.period: Callable[[], float] = lambda: 0.0
         self.live_plugins: Callable[[], int] = lambda: 0
+        self.beat_kept: Callable[[], int] = lambda: 1
+        self.missed_ticks_pct: Callable[[], float] = lambda: 0.0
+        self.missing_replies_pct: Callable[[], float] = lambda: 0.0
 
 
 class BeatMetrics:
@@ -123,6 +127,23 @@ class BeatMetrics:
             "venom.plugins.live",
             [self._observe(gauges.live_plugins)],
             description="Plugins discovery sees",
+        )
+        meter.create_observable_gauge(
+            "venom.beat.kept",
+            [self._observe(gauges.beat_kept)],
+            description="1 while missed ticks and missing replies stay under 1 % (last 10 s)",
+        )
+        meter.create_observable_gauge(
+            "venom.ticks.missed.percent",
+            [self._observe(gauges.missed_ticks_pct)],
+            unit="%",
+            description="Ticks missed, of all ticks, over the last 10 s window",
+        )
+        meter.create_observable_gauge(
+            "venom.replies.missing.percent",
+            [self._observe(gauges.missing_replies_pct)],
+            unit="%",
+            description="Replies missing, of all expected, over the last 10 s window",
         )
 
     @staticmethod

@@ -7,20 +7,25 @@
   bytes (decode, handle, encode), the model with its labels as on the bus.
 - **daemon**: the whole thing as ``venom run`` runs it (embedded server,
   worker processes, ledger) at the default T_Λ for N beats: beats/s, missed
-  ticks, late and missing replies, beat-time percentiles.
+  ticks, late and missing replies, beat-time percentiles, and CPU
+  milliseconds per beat of each process (from ``/proc``) and their sum.
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
 
+import anyio
 import msgspec
 
-from venom.daemon.bench import percentile
+from venom.daemon import proccpu
+from venom.daemon.arbiter import Arbiter
+from venom.daemon.beatstats import percentile
 from venom.daemon.memorybus import MemoryBus
 from venom.daemon.runner import build_plugins, run_daemon
 from venom.daemon.settings import VenomConfig
@@ -83,13 +88,25 @@ def format_plugin_results(results: list[dict[str, Any]]) -> str:
 
 
 async def bench_daemon(config: VenomConfig, beats: int) -> dict[str, Any]:
-    """Run the daemon as ``venom run`` does for ``beats`` beats; its figures."""
+    """Run the daemon as ``venom run`` does for ``beats`` beats; its figures.
+
+    CPU per beat is measured from the first beat at which every configured
+    plugin is live (start-up, torch's import included, is not a beat's cost)
+    to the last one, from ``/proc``, for each process.
+    """
     config = msgspec.structs.replace(
         config, run=msgspec.structs.replace(config.run, live=False, state_dir="")
     )
+    held: list[Arbiter] = []
+    window = _CpuWindow(len(config.plugins.run))
     with TemporaryDirectory(prefix="venom-bench-") as tmp:
         t0 = time.monotonic()
-        arbiter = await run_daemon(config, Path(tmp), beats=beats, live=False)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(window.watch, held)
+            arbiter = await run_daemon(
+                config, Path(tmp), beats=beats, live=False, on_arbiter=held.append
+            )
+            tg.cancel_scope.cancel()
         wall = time.monotonic() - t0
     if arbiter is None:
         raise RuntimeError("the daemon was stopped during start-up")
@@ -103,17 +120,66 @@ async def bench_daemon(config: VenomConfig, beats: int) -> dict[str, Any]:
         "missed_ticks": arbiter.scheduler.missed,
         "late_replies": stats.late,
         "missing_replies": stats.missing,
+        "expected_replies": stats.expected,
         "beat_p50_ms": round(stats.percentile(50) * 1e3, 3),
         "beat_p99_ms": round(stats.percentile(99) * 1e3, 3),
         "wall_s": round(wall, 1),
+        **window.figures(),
     }
 
 
+class _CpuWindow:
+    """Samples every process's CPU time while the daemon beats (see bench_daemon)."""
+
+    def __init__(self, plugins: int) -> None:
+        self.plugins = plugins
+        self.first: tuple[int, dict[int, float]] | None = None
+        self.last: tuple[int, dict[int, float]] | None = None
+        self.labels: dict[int, str] = {}
+
+    async def watch(self, held: list[Arbiter]) -> None:
+        while True:
+            await anyio.sleep(0.25)
+            if not held or held[0].beat < 1:
+                continue
+            arbiter = held[0]
+            if self.first is None and len(arbiter.discovery.live()) < self.plugins:
+                continue
+            beat, cpu = arbiter.beat, proccpu.sample()
+            for pid in cpu.keys() - self.labels.keys():
+                self.labels[pid] = "arbiter" if pid == os.getpid() else proccpu.label(pid)
+            if self.first is None:
+                self.first = (beat, cpu)
+            elif not arbiter.stopping():
+                self.last = (beat, cpu)
+
+    def figures(self) -> dict[str, Any]:
+        if self.first is None or self.last is None or self.last[0] <= self.first[0]:
+            return {"cpu_beats": 0, "cpu_ms_per_beat": {}, "cpu_ms_per_beat_total": 0.0}
+        beats = self.last[0] - self.first[0]
+        spent = proccpu.per_process(self.first[1], self.last[1], self.labels)
+        per_beat = {k: round(v * 1e3 / beats, 3) for k, v in sorted(spent.items())}
+        return {
+            "cpu_beats": beats,
+            "cpu_ms_per_beat": per_beat,
+            "cpu_ms_per_beat_total": round(sum(spent.values()) * 1e3 / beats, 3),
+        }
+
+
 def format_daemon_results(r: dict[str, Any]) -> str:
-    return (
+    expected = max(1, int(r.get("expected_replies", 0)))
+    lines = [
         f"{r['beats']} beats at T_Λ = {r['period_ms']} ms (k={r['k']}, P={r['P']}), "
         f"{r['beats_per_s']} beats/s: "
-        f"missed ticks {r['missed_ticks']}, late replies {r['late_replies']}, "
-        f"missing {r['missing_replies']}, beat p50 {r['beat_p50_ms']} ms "
-        f"p99 {r['beat_p99_ms']} ms (last 4,096 beats), {r['wall_s']} s in all"
-    )
+        f"missed ticks {r['missed_ticks']}; of {r.get('expected_replies', 0)} expected replies "
+        f"{r['missing_replies']} missing ({100 * r['missing_replies'] / expected:.3f} %), "
+        f"{r['late_replies']} late ({100 * r['late_replies'] / expected:.3f} %); "
+        f"beat p50 {r['beat_p50_ms']} ms p99 {r['beat_p99_ms']} ms (last 4,096 beats), "
+        f"{r['wall_s']} s in all"
+    ]
+    if r.get("cpu_beats"):
+        lines.append(f"CPU per beat over {r['cpu_beats']} beats with every plugin live:")
+        for name, ms in r["cpu_ms_per_beat"].items():
+            lines.append(f"  {ms:8.3f} ms  {name}")
+        lines.append(f"  {r['cpu_ms_per_beat_total']:8.3f} ms  all processes")
+    return "\n".join(lines)

@@ -69,6 +69,7 @@ async def run_daemon(
     live: bool | None = None,
     telemetry: Telemetry | None = None,
     reload: Callable[[], VenomConfig] | None = None,
+    on_arbiter: Callable[[Arbiter], None] | None = None,
 ) -> Arbiter | None:
     """Run the daemon until a signal (or ``beats`` beats); return the arbiter.
 
@@ -77,13 +78,15 @@ async def run_daemon(
     and stops in order, a second one stops at once. SIGHUP calls ``reload``
     (loads the config again) and applies the live keys. ``telemetry``
     (tests) replaces the providers ``[telemetry]`` asks for; the caller
-    shuts it down. Raises :class:`~venom.daemon.statelock.StateDirInUse`,
+    shuts it down. ``on_arbiter`` (benchmarks) is called with the arbiter
+    before its first beat. Raises :class:`~venom.daemon.statelock.StateDirInUse`,
     before anything starts, while another daemon holds ``state_dir``.
     """
     live = config.run.live if live is None else live
     # Before anything starts: one daemon per state directory (and JetStream store).
     with StateLock(state_dir):
         daemon = _Daemon(config, state_dir, telemetry, reload)
+        daemon.on_arbiter = on_arbiter
         async with anyio.create_task_group() as tg:
             tg.start_soon(watch_signals, daemon.on_signal, tg.cancel_scope, daemon.on_reload)
             tg.start_soon(daemon.state.starting)
@@ -113,6 +116,7 @@ class _Daemon:
         self.telemetry = telemetry
         self.reload = reload
         self.arbiter: Arbiter | None = None
+        self.on_arbiter: Callable[[Arbiter], None] | None = None
         self.publisher: BeatPublisher | None = None
         self.startup = anyio.CancelScope()
         #: Why the daemon cannot go on ("" while it can): a plugin process that keeps failing.
@@ -251,6 +255,8 @@ class _Daemon:
             publisher.trace = arbiter.trace
             arbiter.hold = publisher.hold_reason
             arbiter.on_turn = self.state.turn
+            if self.on_arbiter is not None:
+                self.on_arbiter(arbiter)
             async with anyio.create_task_group() as tg:
                 tg.start_soon(publisher.run)
                 if live:

@@ -260,6 +260,32 @@ class PluginStatus(msgspec.Struct, frozen=True, kw_only=True):
     late: int = 0
 
 
+class SlowPlugin(msgspec.Struct, frozen=True, kw_only=True):
+    """One of the plugins that held the beat back, by its reply latency."""
+
+    name: str
+    #: 99th percentile of its reply latency, ms (None: missing in over 1 % of beats).
+    p99_ms: float | None = None
+    #: ``p99_ms`` as a share of the gather budget (deadline - tick).
+    share: float | None = None
+    #: Beats it was waited for and did not answer in time, %.
+    missing_pct: float = 0.0
+
+
+class LoadReport(msgspec.Struct, frozen=True, kw_only=True):
+    """Whether the beat was kept over the last window, and if not, who held it back."""
+
+    fits: bool = True
+    window_s: float = 0.0
+    beats: int = 0
+    missed_ticks_pct: float = 0.0
+    missing_pct: float = 0.0
+    budget_ms: float = 0.0
+    slowest: list[SlowPlugin] = []
+    #: The operator's one line (empty while the beat is kept).
+    reason: str = ""
+
+
 class Status(Message, frozen=True, kw_only=True):
     """The answer to ``venom.ctl.status``."""
 
@@ -279,6 +305,7 @@ class Status(Message, frozen=True, kw_only=True):
     last_decision: Decision | None = None
     uptime_s: float = 0.0
     connected: bool = True
+    load: LoadReport = LoadReport()
 
 
 class ControlAck(Message, frozen=True, kw_only=True):

@@ -235,21 +235,6 @@ async def test_a_host_answers_each_beat_once_and_drops_stale_pulses(
     assert all(r.code == 400 for r in refused.replies.values())  # type: ignore[union-attr]
 
 
-class Slow(Plugin[NoConfig]):
-    """Spends ``spin`` seconds on the CPU per pulse (a model, say)."""
-
-    name: ClassVar[str] = "slow"
-    role = "estimator"
-    version: ClassVar[str] = "1.0.0"
-    spin = 0.6
-
-    async def handle(self, pulse: Pulse) -> Reply:
-        end = time.perf_counter() + self.spin
-        while time.perf_counter() < end:
-            pass
-        return EstimateReply(estimator=self.name, values={})
-
-
 class Waits(Plugin[NoConfig]):
     """Waits 30 ms on the event loop per pulse."""
 
@@ -293,16 +278,18 @@ async def test_a_batch_goes_out_before_a_member_that_would_end_past_the_deadline
     inbox = qbus.new_inbox()
     sub = await qbus.subscribe(f"{inbox}.*", collect)
     try:
-        async with PluginHost([named("first"), Slow(), named("last")], pbus) as host:
+        async with PluginHost([named("first"), named("slow"), named("last")], pbus) as host:
+            assert host.batch is not None
             for beat in (1, 2):
-                # 0.4 s to answer; the slow member takes 0.6 s.
+                if beat == 2:
+                    # As if its last call had taken 60 s: it would end past the deadline.
+                    host.batch.members[1].last_ns = 60 * 10**9
                 now = time.time()
-                p = Pulse(beat=beat, issued_at=now, deadline=now + 0.4, t_lambda=0.4, seed=1)
+                p = Pulse(beat=beat, issued_at=now, deadline=now + 30, t_lambda=30, seed=1)
                 await qbus.publish("venom.pulse", codec.encode(p), reply=f"{inbox}.{beat}")
                 await qbus.flush()
                 wanted = 1 if beat == 1 else 2
                 await wait_until(lambda: sum(m.beat == beat for m in got) >= wanted)  # noqa: B023
-            assert host.batch is not None
             assert host.batch.split == 1
     finally:
         await sub.unsubscribe()
