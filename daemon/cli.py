@@ -191,12 +191,24 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(json.dumps(figures, indent=2) if args.json else format_ledger_results(figures))
         return 0
 
-    if args.what in ("plugins", "daemon"):
+    if args.what in ("plugins", "daemon", "scenario"):
         from venom.daemon import pluginbench
         from venom.daemon.preflight import check_start
 
-        config = _load(args)
+        overrides: dict[str, Any] = {}
+        if args.period is not None:
+            overrides["beat.period"] = args.period
+        if args.what == "scenario":
+            overrides["beat.seed"] = 0 if args.seed is None else args.seed
+            overrides["run.scenario"] = args.scenario
+        config = _load(args, overrides)
         check_start(config)
+        if args.what == "scenario":
+            from venom.daemon.scenariobench import bench_scenario, format_scenario_results
+
+            result = _run_async(bench_scenario, config, args.beats or 2300, args.scenario)
+            print(json.dumps(result, indent=2) if args.json else format_scenario_results(result))
+            return 0
         if args.what == "plugins":
             rows = _run_async(pluginbench.bench_plugins, config, args.beats or 2000)
             text = pluginbench.format_plugin_results(rows)

@@ -142,20 +142,35 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "what",
         nargs="?",
-        choices=["loop", "ledger", "plugins", "daemon", "startup"],
+        choices=["loop", "ledger", "plugins", "daemon", "startup", "scenario"],
         default="loop",
         help="loop: arbiter vs raw nats-py (default); ledger: the Merkle log; "
         "plugins: handler time of each configured plugin; daemon: the configured "
         "set as `venom run` runs it, missed ticks and beat times; startup: seconds from "
-        "`venom run` to its first beat and to every plugin answering",
+        "`venom run` to its first beat and to every plugin answering; scenario: the default "
+        "set on a scenario as `venom run` runs it, judged (detection, calm, temperature, "
+        "model AUC, missing replies)",
     )
     bench.add_argument(
         "--beats",
         type=at_least(0),
         default=0,
-        help="plugins: pulses (2000); daemon: beats (10000)",
+        help="plugins: pulses (2000); daemon: beats (10000); scenario: beats (2300)",
     )
-    bench.add_argument("--config", metavar="FILE", help="plugins/daemon: the config to measure")
+    bench.add_argument(
+        "--config", metavar="FILE", help="plugins/daemon/scenario: the config to measure"
+    )
+    bench.add_argument(
+        "--scenario", default="default", metavar="NAME", help="scenario: which one (default)"
+    )
+    bench.add_argument("--seed", type=at_least(0), default=None, help="scenario: seed (0)")
+    bench.add_argument(
+        "--period",
+        type=float,
+        default=None,
+        metavar="S",
+        help="daemon/scenario: fixed period in seconds (0: back-to-back; default T_Λ)",
+    )
     bench.add_argument(
         "--entries", type=at_least(1), default=20000, help="ledger: records to append"
     )

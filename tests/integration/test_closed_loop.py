@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from venom.daemon.scenariobench import DETECTION_BEATS, auc
 from venom.plugins.sensors.scenario import load_scenario
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -25,16 +26,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 BEATS = 2300  # the default scenario's last disturbance ends at beat 1950
 LIMIT = 85.0  # the plant's temperature limit (PlantConfig.limit)
 ALARMS = ("ALERT", "QUARANTINE")
-
-#: Beats from a disturbance's start to its first flag (veto, ALERT or
-#: QUARANTINE), as documented in docs/plugins.md. The features of beat n
-#: are the plant's telemetry of beat n − 1, so one beat is the least.
-DETECTION_BEATS = {
-    "thermal_spike": 10,
-    "jitter_burst": 3,
-    "sensor_dropout": 3,
-    "coherence_drop": 3,
-}
 
 
 def run_loop(state: Path, *, open_loop: bool = False, beats: int = BEATS) -> list[dict[str, Any]]:
@@ -104,14 +95,6 @@ def flagged(record: dict[str, Any]) -> bool:
 
 def temperatures(records: list[dict[str, Any]]) -> list[float]:
     return [r["replies"]["optical-plant"]["values"]["temperature"] for r in records]
-
-
-def auc(scores: list[float], labels: list[int]) -> float:
-    """ROC-AUC by the Mann-Whitney U statistic (ties count one half)."""
-    pos = [s for s, y in zip(scores, labels, strict=True) if y]
-    neg = [s for s, y in zip(scores, labels, strict=True) if not y]
-    wins = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg)
-    return wins / (len(pos) * len(neg))
 
 
 def test_every_disturbance_is_flagged_within_the_documented_beats(

@@ -81,8 +81,10 @@ def test_an_overloaded_loop_says_why_once_and_does_not_flood(tmp_path: Path) -> 
     log = tmp_path / "daemon.log"
     with log.open("w") as err_file:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "venom.daemon", "run", "--config", str(config)]
-            + ["--state-dir", str(state), "--no-live"],
+            [
+                *(sys.executable, "-m", "venom.daemon", "run", "--config", str(config)),
+                *("--state-dir", str(state), "--no-live"),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=err_file,
             text=True,
