@@ -2,9 +2,11 @@
 
 For each N, in the same process, on the same server and event loop:
 
-- **venom**: the real :class:`Arbiter` (back-to-back beats, decision and beat
-  record published every beat) with N no-op plugins hosted on a second
-  connection;
+- **venom, one host**: the real :class:`Arbiter` (back-to-back beats,
+  decision and beat record published every beat) with N no-op plugins in
+  one host on a second connection, answering with one ReplyBatch a beat;
+- **venom, alone**: the same with each plugin answering alone, as N
+  single-plugin processes would (the same messages as raw);
 - **raw**: the same exchange written directly against nats-py: one request
   on a subject, N responders in N queue groups, wait for N replies, repeat.
   The bytes on the wire are the same as venom's (a pulse-sized payload with
@@ -38,8 +40,14 @@ from venom.plugins.noop import noop_class
 from venom.schemas import BeatRecord, Codec, EstimateReply, Pulse, Subjects
 
 
-async def bench_venom(url: str, n: int, duration: float, prefix: str) -> dict[str, float]:
-    """Beats/s and beat-time percentiles of the real arbiter with N no-op plugins."""
+async def bench_venom(
+    url: str, n: int, duration: float, prefix: str, *, batch: bool = True
+) -> dict[str, float]:
+    """Beats/s and beat-time percentiles of the real arbiter with N no-op plugins.
+
+    ``batch``: the N plugins in one host (one ReplyBatch a beat); otherwise
+    each answers alone, as N single-plugin processes would.
+    """
     config = VenomConfig(
         beat=BeatConfig(
             period=0.0, back_to_back_deadline=1.0, discovery_interval=3600.0, discovery_timeout=0.5
@@ -59,7 +67,7 @@ async def bench_venom(url: str, n: int, duration: float, prefix: str) -> dict[st
         stack.push_async_callback(plugin_bus.close)
         plugins = [noop_class(f"noop-{i}")() for i in range(n)]
         await stack.enter_async_context(
-            PluginHost(plugins, plugin_bus, subjects=subjects, codec=codec)
+            PluginHost(plugins, plugin_bus, subjects=subjects, codec=codec, batch=batch)
         )
         await plugin_bus.flush()
 
@@ -164,21 +172,29 @@ async def run_bench(
             server = await stack.enter_async_context(EmbeddedServer(Path(tmp), jetstream=False))
             url = server.url
         for n in sizes:
-            venom_runs, raw_runs = [], []
+            venom_runs, alone_runs, raw_runs = [], [], []
             for r in range(rounds):
                 venom_runs.append(await bench_venom(url, n, duration, f"bench{n}v{r}"))
+                alone_runs.append(await bench_venom(url, n, duration, f"bench{n}a{r}", batch=False))
                 raw_runs.append(await bench_raw(url, n, duration, f"bench{n}r{r}"))
             best_v = max(venom_runs, key=lambda x: x["beats_per_s"])
+            best_a = max(alone_runs, key=lambda x: x["beats_per_s"])
             best_r = max(raw_runs, key=lambda x: x["beats_per_s"])
             results.append(
                 {
                     "n": n,
                     "venom": best_v,
+                    "alone": best_a,
                     "raw": best_r,
                     "ratio": best_v["beats_per_s"] / best_r["beats_per_s"],
+                    "ratio_alone": best_a["beats_per_s"] / best_r["beats_per_s"],
                     "ratio_median": statistics.median(
                         v["beats_per_s"] / w["beats_per_s"]
                         for v, w in zip(venom_runs, raw_runs, strict=True)
+                    ),
+                    "ratio_alone_median": statistics.median(
+                        v["beats_per_s"] / w["beats_per_s"]
+                        for v, w in zip(alone_runs, raw_runs, strict=True)
                     ),
                     "rounds": rounds,
                     "duration_s": duration,
@@ -188,16 +204,18 @@ async def run_bench(
 
 
 def format_results(results: list[dict[str, Any]]) -> str:
-    """A table of bench results."""
+    """A table of bench results: venom in one host, venom each plugin alone, raw nats-py."""
     lines = [
-        f"{'N':>4}  {'venom beats/s':>13} {'p50 ms':>7} {'p99 ms':>7}   "
-        f"{'raw beats/s':>11} {'p50 ms':>7} {'p99 ms':>7}   {'venom/raw':>9}"
+        f"{'N':>4}  {'host beats/s':>12} {'p50 ms':>7} {'p99 ms':>7}   "
+        f"{'alone beats/s':>13} {'p50 ms':>7}   {'raw beats/s':>11} {'p50 ms':>7} {'p99 ms':>7}   "
+        f"{'host/raw':>8} {'alone/raw':>9}"
     ]
     for r in results:
-        v, w = r["venom"], r["raw"]
+        v, a, w = r["venom"], r["alone"], r["raw"]
         lines.append(
-            f"{r['n']:>4}  {v['beats_per_s']:>13.0f} {v['p50_ms']:>7.3f} {v['p99_ms']:>7.3f}   "
+            f"{r['n']:>4}  {v['beats_per_s']:>12.0f} {v['p50_ms']:>7.3f} {v['p99_ms']:>7.3f}   "
+            f"{a['beats_per_s']:>13.0f} {a['p50_ms']:>7.3f}   "
             f"{w['beats_per_s']:>11.0f} {w['p50_ms']:>7.3f} {w['p99_ms']:>7.3f}   "
-            f"{r['ratio']:>9.2f}"
+            f"{r['ratio']:>8.2f} {r['ratio_alone']:>9.2f}"
         )
     return "\n".join(lines)
