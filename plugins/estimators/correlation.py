@@ -4,12 +4,16 @@ Over the last ``window`` beats in which every signal was measured, the
 Pearson correlation of each pair is reported as ``r.<a>~<b>``, and the
 pairs with |r| ≥ ``threshold`` are counted (``pairs_above``) and named in
 ``vectors["above"]`` as their indices into the signal list.
+
+The window is a :class:`~venom.plugins.estimators.comoments.SlidingCoMoments`
+(running sums, O(k²) a beat); :func:`pearson` is the whole-window numpy
+computation it is tested against.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections import deque
+import math
 from typing import Annotated, ClassVar
 
 import msgspec
@@ -17,7 +21,8 @@ import numpy as np
 from msgspec import Meta
 from numpy.typing import NDArray
 
-from venom.plugins.sdk import Plugin, PluginContext, lookup
+from venom.plugins.estimators.comoments import SlidingCoMoments
+from venom.plugins.sdk import Plugin, PluginContext
 from venom.schemas import ConfigError, EstimateReply, Pulse, Reply, Role
 
 
@@ -56,8 +61,10 @@ class CorrelationEstimator(Plugin[CorrelationConfig]):
     ) -> None:
         super().__init__(config, context)
         self.check(self.config)
-        self.rows: deque[list[float]] = deque(maxlen=self.config.window)
-        self.pairs = list(itertools.combinations(range(len(self.config.signals)), 2))
+        signals = self.config.signals
+        self.window = SlidingCoMoments(len(signals), self.config.window)
+        self.pairs = list(itertools.combinations(range(len(signals)), 2))
+        self._keys = [f"r.{signals[i]}~{signals[j]}" for i, j in self.pairs]
 
     @classmethod
     def check(cls, config: CorrelationConfig) -> None:
@@ -68,19 +75,32 @@ class CorrelationEstimator(Plugin[CorrelationConfig]):
                 key="signals",
             )
 
+    def _row(self, pulse: Pulse) -> list[float] | None:
+        """The signals from the features, else the context's estimates; None unless all finite."""
+        signals = self.config.signals
+        row = list(map(pulse.features.get, signals))
+        if None in row:
+            estimates = pulse.context.estimates
+            row = [estimates.get(s) if v is None else v for s, v in zip(signals, row, strict=True)]
+            if None in row:
+                return None
+        if not all(map(math.isfinite, row)):  # type: ignore[arg-type]
+            return None
+        return row  # type: ignore[return-value]
+
     async def handle(self, pulse: Pulse) -> Reply:
-        c = self.config
-        row = [lookup(pulse, s) for s in c.signals]
-        if None not in row:
-            self.rows.append(row)  # type: ignore[arg-type]
-        values: dict[str, float] = {"samples": float(len(self.rows))}
+        row = self._row(pulse)
+        if row is not None:
+            self.window.push(row)
+        values: dict[str, float] = {"samples": float(len(self.window))}
         above: list[float] = []
-        if len(self.rows) >= 3:
-            r = pearson(np.array(self.rows, dtype=float))
-            for i, j in self.pairs:
-                rij = float(r[i, j])
-                values[f"r.{c.signals[i]}~{c.signals[j]}"] = rij
-                if abs(rij) >= c.threshold:
-                    above += [float(i), float(j)]
+        if len(self.window) >= 3:
+            threshold = self.config.threshold
+            rs = self.window.correlations()
+            values.update(zip(self._keys, rs, strict=True))
+            if max(map(abs, rs)) >= threshold:  # rarely: the pair loop only then
+                for (i, j), rij in zip(self.pairs, rs, strict=True):
+                    if abs(rij) >= threshold:
+                        above += [float(i), float(j)]
         values["pairs_above"] = len(above) / 2
         return EstimateReply(estimator=self.name, values=values, vectors={"above": above})

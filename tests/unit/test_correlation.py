@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
 from venom.plugins.estimators import CorrelationConfig, CorrelationEstimator, pearson
+from venom.plugins.estimators.comoments import SlidingCoMoments
 from venom.plugins.sdk import validate_plugin
 from venom.schemas import ConfigError, EstimateReply, Pulse
 
@@ -41,3 +44,25 @@ async def test_plugin_reports_pairs_above_the_threshold() -> None:
     assert reply.values["samples"] == 50.0
     with pytest.raises(ConfigError, match="signals: correlation needs at least two"):
         CorrelationEstimator(CorrelationConfig(signals=("a",)))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_rolling_correlations_match_pearson_on_the_window(seed: int) -> None:
+    """The ring buffer against numpy's whole-window pearson, with drifts, spikes, constants."""
+    rng = np.random.default_rng(seed)
+    k, size = int(rng.integers(2, 7)), int(rng.integers(3, 40))
+    window = SlidingCoMoments(k, size)
+    rows: list[list[float]] = []
+    for step in range(600):
+        row = (rng.normal(size=k) * rng.uniform(0.1, 3.0, k) + 0.02 * step).tolist()
+        row[0] = 1e6 if rng.random() < 0.05 else 0.0  # a mostly constant, spiking signal
+        if 200 <= step < 300:
+            row[-1] = 0.1  # constant for longer than the window
+        window.push(row)
+        rows = [*rows, row][-size:]
+        assert len(window) == len(rows)
+        if len(rows) >= 3:
+            want = pearson(np.array(rows))
+            got = window.correlations()
+            for (i, j), r in zip(itertools.combinations(range(k), 2), got, strict=True):
+                assert r == pytest.approx(want[i, j], abs=1e-9), (step, i, j)
