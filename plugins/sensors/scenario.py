@@ -18,7 +18,9 @@ start with an error naming the file and the key.
 
 from __future__ import annotations
 
+import math
 import tomllib
+from bisect import bisect_right
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal
@@ -90,3 +92,37 @@ def _read(spec: str, key: str) -> str:
         ) from exc
     except OSError as exc:
         raise ConfigError(f"{spec}: cannot read: {exc.strerror or exc}", key=key) from exc
+
+
+class Schedule:
+    """What of a scenario is in force at a beat, worked out once per stretch of beats.
+
+    The set of active disturbances changes only where one starts or ends; between
+    two such beats :meth:`at` answers from the last answer (the plant asks every beat).
+    """
+
+    __slots__ = ("_edges", "_hi", "_lo", "active", "kind", "label", "scenario")
+
+    def __init__(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+        ends = {d.start for d in scenario.disturbance} | {
+            d.start + d.duration for d in scenario.disturbance
+        }
+        self._edges = sorted(ends)
+        self._lo = self._hi = 0.0  # the answer below holds for lo <= beat < hi
+        #: The disturbances in force by kind (the last of a kind wins), as the plant reads them.
+        self.active: dict[str, Disturbance] = {}
+        #: The beat's ground truth: 1 when any disturbance is in force, and their kinds.
+        self.label = 0
+        self.kind = ""
+
+    def at(self, beat: int) -> dict[str, Disturbance]:
+        if not self._lo <= beat < self._hi:
+            i = bisect_right(self._edges, beat)
+            self._lo = self._edges[i - 1] if i else -math.inf
+            self._hi = self._edges[i] if i < len(self._edges) else math.inf
+            active = self.scenario.active(beat)
+            self.active = {d.kind: d for d in active}
+            self.label = 1 if active else 0
+            self.kind = ",".join(sorted({d.kind for d in active}))
+        return self.active

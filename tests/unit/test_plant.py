@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from venom.plugins.sdk import PluginContext, validate_plugin
 from venom.plugins.sensors import BUILTIN, OpticalPlant, PlantConfig, load_scenario
+from venom.plugins.sensors.beatrng import BeatRng, pcg64_state
 from venom.schemas import Action, ConfigError, Label, Message, Pulse, PulseContext, Telemetry
 
 pytestmark = pytest.mark.anyio
@@ -110,3 +115,46 @@ async def test_sensor_dropout_and_jitter_burst() -> None:
     assert "y0" not in seen[1410]  # dropout 1400..1429
     assert seen[910]["jitter"] > seen[890]["jitter"] + 0.1  # burst 900..939
     assert seen[910]["ber"] > 1e-3 > seen[890]["ber"]
+
+
+def test_beat_rng_draws_what_default_rng_draws() -> None:
+    """Reseeding one Generator gives default_rng(seed)'s stream, for any seed size."""
+    seeds = [0, 1, 2**32 - 1, 2**32, 2**53 - 1, 2**64 - 1, 2**64, 2**128 + 5, 2**200 + 12345]
+    rng = random.Random(0)
+    seeds += [rng.getrandbits(rng.choice([8, 32, 53, 64, 100, 128, 160])) for _ in range(2000)]
+    beat = BeatRng()
+    for seed in seeds:
+        assert pcg64_state(seed) == tuple(np.random.PCG64(seed).state["state"].values())
+    for seed in seeds[:300]:
+        got, want = beat.reseed(seed), np.random.default_rng(seed)
+        assert got.standard_normal(5).tolist() == want.standard_normal(5).tolist()
+        assert got.poisson(3.5) == want.poisson(3.5)
+        assert got.normal(0.0, 0.02, 3).tolist() == want.normal(0.0, 0.02, 3).tolist()
+
+
+def test_normal_draws_are_scaled_standard_normals() -> None:
+    """What the plant relies on to draw a beat's first normals in one call."""
+    for seed in range(300):
+        one, two = np.random.default_rng(seed), np.random.default_rng(seed)
+        z = one.standard_normal(5).tolist()
+        assert [0.0 + 0.01 * v for v in z[:3]] == two.normal(0.0, 0.01, 3).tolist()
+        assert 0.0 + 0.002 * z[3] == two.normal(0.0, 0.002)
+        assert 0.0 + 0.005 * z[4] == two.normal(0.0, 0.005)
+
+
+async def test_the_run_is_the_one_the_numpy_plant_gave() -> None:
+    """Telemetry and state, bit for bit, as the plant before its fast path (29b5e02) gave them.
+
+    1,500 beats of the storm scenario with every decision and cooling level. The
+    digest holds while numpy keeps the streams of PCG64, normal and poisson (it
+    has since 1.17); if an upgrade changes them, re-record it from that numpy.
+    """
+    actions: tuple[Action, ...] = ("STEADY", "BALANCE", "OPTIMIZE", "QUARANTINE", "ALERT")
+    p, _ = plant(scenario="storm")
+    digest = hashlib.sha256()
+    for b in range(1, 1501):
+        decision = actions[b * 7 % 5] if b % 3 == 0 else "STEADY"
+        reply = await p.handle(pulse(b, decision, ("", "low", "medium", "high")[b % 4]))
+        assert isinstance(reply, Telemetry)
+        digest.update(json.dumps([sorted(reply.values.items()), reply.state]).encode())
+    assert digest.hexdigest() == "fd40996423ee61a8ab93fdaf4196ebda74090f56a6810f7f223d0695677754e9"
