@@ -6,10 +6,17 @@ estimated with ``samples`` draws from the beat's seed (deterministic), then
 EMA-smoothed. x is the vector of the configured features; f is one of
 ``norm`` (‖x‖), ``energy`` (‖x‖²) or ``linear`` (w·x with the configured
 weights). For small ε the flow approaches ‖∇f(x)‖².
+
+The noise comes from a reseeded :class:`~venom.plugins.sensors.beatrng.BeatRng`
+(the draws of ``default_rng(seed)`` without building one a beat), and the
+``norm`` flow, the default, runs as in-place ufuncs on one buffer: the same
+operations as ``np.linalg.norm(..., axis=1)`` and ``np.mean``, so the same
+bits (tests/unit/test_flow.py), in a third of the time.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, ClassVar, Literal
 
 import msgspec
@@ -17,7 +24,8 @@ import numpy as np
 from msgspec import Meta
 from numpy.typing import NDArray
 
-from venom.plugins.sdk import Plugin, PluginContext, lookup
+from venom.plugins.sdk import Plugin, PluginContext
+from venom.plugins.sensors.beatrng import BeatRng
 from venom.schemas import ConfigError, EstimateReply, Pulse, Reply, Role
 
 
@@ -47,9 +55,30 @@ def flow(
     noise: NDArray[np.float64],
 ) -> float:
     """E[(f(x + ε·n) − f(x))²] / ε² over the rows of ``noise``."""
+    if function == "norm":
+        return _norm_flow(x, epsilon, noise)
     base = apply(function, x[None, :], w)[0]
     moved = apply(function, x[None, :] + epsilon * noise, w)
     return float(np.mean((moved - base) ** 2) / epsilon**2)
+
+
+def _norm_flow(x: NDArray[np.float64], epsilon: float, noise: NDArray[np.float64]) -> float:
+    """:func:`flow` for ``norm``: ‖x‖ as √(Σx²) summed in order, as numpy sums 3 to 7 terms.
+
+    For more terms numpy sums pairwise, so ‖x‖ is then numpy's too.
+    """
+    xs = x.tolist()
+    base = (
+        math.sqrt(sum(v * v for v in xs)) if len(xs) < 8 else float(np.sqrt(np.add.reduce(x * x)))
+    )
+    moved = noise * epsilon
+    moved += x
+    moved *= moved
+    d = np.add.reduce(moved, axis=1)
+    np.sqrt(d, out=d)
+    d -= base
+    d *= d
+    return float(np.add.reduce(d)) / len(d) / epsilon**2
 
 
 class FlowEstimator(Plugin[FlowConfig]):
@@ -69,6 +98,7 @@ class FlowEstimator(Plugin[FlowConfig]):
         c = self.config
         self.w = np.array(c.weights or [0.0] * len(c.features), dtype=float)
         self.smoothed: float | None = None
+        self.rng = BeatRng()
 
     @classmethod
     def check(cls, config: FlowConfig) -> None:
@@ -79,15 +109,28 @@ class FlowEstimator(Plugin[FlowConfig]):
                 key="weights",
             )
 
+    def _features(self, pulse: Pulse) -> list[float] | None:
+        """x from the features, else the context's estimates; None unless all finite."""
+        names = self.config.features
+        raw = list(map(pulse.features.get, names))
+        if None in raw:
+            estimates = pulse.context.estimates
+            raw = [estimates.get(f) if v is None else v for f, v in zip(names, raw, strict=True)]
+            if None in raw:
+                return None
+        if not all(map(math.isfinite, raw)):  # type: ignore[arg-type]
+            return None
+        return raw  # type: ignore[return-value]
+
     async def handle(self, pulse: Pulse) -> Reply:
         c = self.config
-        raw = [lookup(pulse, f) for f in c.features]
-        if None in raw:
+        raw = self._features(pulse)
+        if raw is None:
             return EstimateReply(
                 estimator=self.name, values={"flow": self.smoothed or 0.0, "measured": 0.0}
             )
         x = np.array(raw, dtype=float)
-        noise = np.random.default_rng(pulse.seed).standard_normal((c.samples, len(x)))
+        noise = self.rng.reseed(pulse.seed).standard_normal((c.samples, len(x)))
         value = flow(c.function, x, self.w, c.epsilon, noise)
         prev = self.smoothed
         self.smoothed = value if prev is None else prev + c.alpha * (value - prev)

@@ -41,3 +41,16 @@ async def test_plugin_is_deterministic_and_smoothed() -> None:
     assert ra.values["flow"] == pytest.approx(1.0, rel=0.2)
     with pytest.raises(ConfigError, match="weights: linear flow needs 3 weights"):
         FlowEstimator(FlowConfig(function="linear"))
+
+
+@pytest.mark.parametrize("n", [1, 3, 7, 8, 13])
+def test_the_norm_flow_is_numpys_to_the_bit(n: int) -> None:
+    """The in-place norm path against the whole-array formula it replaced."""
+    rng = np.random.default_rng(n)
+    for _ in range(200):
+        x, noise = rng.normal(size=n) * rng.uniform(0.1, 10.0), rng.standard_normal((64, n))
+        base = np.linalg.norm(x[None, :], axis=1)[0]
+        moved = np.linalg.norm(x[None, :] + 1e-3 * noise, axis=1)
+        assert flow("norm", x, np.zeros(n), 1e-3, noise) == float(
+            np.mean((moved - base) ** 2) / 1e-3**2
+        )
