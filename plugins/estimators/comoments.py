@@ -35,7 +35,17 @@ OFFSET = 15 / 16
 class SlidingCoMoments:
     """The last ``size`` rows of ``columns`` values and their pairwise correlations."""
 
-    __slots__ = ("_anchor", "_buffer", "_k", "_next", "_raw", "_rows", "pairs", "size")
+    __slots__ = (
+        "_anchor",
+        "_buffer",
+        "_k",
+        "_next",
+        "_pair_index",
+        "_raw",
+        "_rows",
+        "pairs",
+        "size",
+    )
 
     def __init__(self, columns: int, size: int) -> None:
         if columns < 2 or size < 1:
@@ -43,6 +53,8 @@ class SlidingCoMoments:
         self.size = size
         self.pairs = list(combinations(range(columns), 2))
         self._k = columns
+        #: (flat index of Σdᵢdⱼ in G, i, j) per pair.
+        self._pair_index = [(i * (columns + 1) + j, i, j) for i, j in self.pairs]
         self._buffer = np.ones((size, columns + 1))  # rows in ring order, then a 1
         self._anchor = [0.0] * columns  # K
         self._raw: deque[Sequence[float]] = deque(maxlen=size)  # the rows as pushed
@@ -60,10 +72,10 @@ class SlidingCoMoments:
         self._next = (self._next + 1) % self.size
         self._rows = len(self._raw)
 
-    def _sums(self) -> list[list[float]]:
-        """G = DᵀD of the window: [i][j] Σdᵢdⱼ, [k][i] Σdᵢ, [k][k] n."""
+    def _sums(self) -> list[float]:
+        """G = DᵀD of the window, flat: Σdᵢdⱼ at i(k+1)+j, Σdᵢ at k(k+1)+i, n last."""
         d = self._buffer if self._rows == self.size else self._buffer[: self._rows]
-        return (d.T @ d).tolist()  # type: ignore[no-any-return]
+        return (d.T @ d).ravel().tolist()
 
     def _move_anchor(self) -> None:
         """Each signal's anchor to its window value nearest the window's mean."""
@@ -77,20 +89,21 @@ class SlidingCoMoments:
     def correlations(self) -> list[float]:
         """rᵢⱼ for the pairs i < j (``itertools.combinations`` order); 0 for a constant signal."""
         k = self._k
+        width = k + 1
         for _ in range(2):
             g = self._sums()
-            sums = g[k]
-            means = [x / sums[k] for x in sums]
+            sums = g[k * width : k * width + k]
+            means = [x / g[-1] for x in sums]
+            squares = g[: k * width : width + 1]  # the diagonal: Σdᵢ²
             offsets = [x * m for x, m in zip(sums, means, strict=False)]  # (Σdᵢ)²/n
-            if not any(OFFSET * g[i][i] < offsets[i] for i in range(k)):
+            if not any(OFFSET * q < o for q, o in zip(squares, offsets, strict=False)):
                 break
             self._move_anchor()
-        # A constant signal's norm is taken as ∞: its correlations come out 0.
-        norms = [
-            math.sqrt(v) if v > 0.0 else math.inf for v in (g[i][i] - offsets[i] for i in range(k))
+        # 1/√Cᵢᵢ, and 0 for a constant signal: its correlations come out 0.
+        inv = [
+            1.0 / math.sqrt(q - o) if q > o else 0.0 for q, o in zip(squares, offsets, strict=False)
         ]
-        out: list[float] = []
-        for i, j in self.pairs:
-            r = (g[i][j] - sums[i] * means[j]) / (norms[i] * norms[j])
-            out.append(r if math.isfinite(r) else 0.0)  # a tiny denominator: numpy's inf → 0
-        return out
+        r = [(g[ij] - sums[i] * means[j]) * inv[i] * inv[j] for ij, i, j in self._pair_index]
+        if not all(map(math.isfinite, r)):  # a tiny Cᵢᵢ: numpy's inf → 0
+            r = [x if math.isfinite(x) else 0.0 for x in r]
+        return r
