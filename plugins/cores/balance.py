@@ -76,14 +76,18 @@ class Window:
     """Mean and sample variance of the last ``size`` values, O(1) per push.
 
     Running sums, re-added exactly once every ``size`` pushes so that
-    rounding cannot drift.
+    rounding cannot drift. The sums are kept only while ``summed``: a window
+    whose statistics nobody reads (an innovation beside its estimator's
+    NIS, a feature while the innovations judge) just keeps its values, and
+    sums them exactly (``math.fsum``) the first time it is read again.
     """
 
-    __slots__ = ("pushes", "size", "squares", "total", "values")
+    __slots__ = ("pushes", "size", "squares", "summed", "total", "values")
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, *, summed: bool = True) -> None:
         self.values: deque[float] = deque(maxlen=size)
         self.size = size
+        self.summed = summed
         self.total = 0.0
         self.squares = 0.0
         self.pushes = 0
@@ -92,7 +96,11 @@ class Window:
         return len(self.values)
 
     def push(self, value: float) -> None:
+        """Add ``value``. (BalanceCore's loops have this inlined: keep them alike.)"""
         values = self.values
+        if not self.summed:
+            values.append(value)
+            return
         if len(values) == self.size:
             old = values[0]
             self.total -= old
@@ -105,17 +113,22 @@ class Window:
             self.readd()
 
     def readd(self) -> None:
-        """Sums afresh from the values, once every ``size`` pushes."""
+        """Sums afresh from the values, once every ``size`` pushes (and when summing starts)."""
         values = self.values
+        self.summed = True
         self.pushes = 0
         self.total = math.fsum(values)
         self.squares = math.fsum(map(mul, values, values))
 
     def mean(self) -> float:
+        if not self.summed:
+            self.readd()
         n = len(self.values)
         return self.total / n if n else 0.0
 
     def variance(self) -> float:
+        if not self.summed:
+            self.readd()
         n = len(self.values)
         if n < 2:
             return 0.0
@@ -140,8 +153,8 @@ class _Feature(Window):
 
     __slots__ = ("last", "previous", "scale")
 
-    def __init__(self, size: int) -> None:
-        super().__init__(size)
+    def __init__(self, size: int, *, summed: bool) -> None:
+        super().__init__(size, summed=summed)
         self.scale = 0.0
         self.previous: float | None = None
         self.last = 0
@@ -162,7 +175,7 @@ class _Estimator:
         """NIS excess if it reports an NIS, else innovation variance; None: nothing warm."""
         if self.nis:
             total = 0.0
-            for window in self.nis:  # past warm-up: never empty
+            for window in self.nis:  # summed from the start, past warm-up: never empty
                 total += window.total / len(window.values)
             dimension = self.dimension if self.dimension > 1 else 1.0
             excess = total / len(self.nis) / dimension - 1.0
@@ -204,6 +217,8 @@ class BalanceCore(Plugin[BalanceConfig]):
         self._innovation_keys = SelectedKeys(self._is_innovation)
         self._feature_keys = SelectedKeys(self._is_feature)
         self._plan: _Plan | None = None
+        #: Whether the features judged the last beat (their windows then keep sums).
+        self._features_judged = True
         #: Innovation series pushed this beat.
         self._reported = 0
 
@@ -236,6 +251,9 @@ class BalanceCore(Plugin[BalanceConfig]):
             reported += 1
             # Window.push, inlined: this runs for every series every beat.
             values = series.values
+            if not series.summed:
+                values.append(value)
+                continue
             if len(values) == size:
                 old = values[0]
                 series.total -= old
@@ -273,6 +291,10 @@ class BalanceCore(Plugin[BalanceConfig]):
             used += 1
         for key in stale:
             del self.series[key]
+        for series in self.series.values():
+            group = groups[series.estimator]
+            if group.nis and not series.is_nis:  # the NIS judges: no one reads these sums
+                series.summed = False
         return _Plan(list(groups.values()), shortest, used, settled)
 
     def _innovations(self) -> tuple[float, int, int]:
@@ -302,7 +324,7 @@ class BalanceCore(Plugin[BalanceConfig]):
             feature = all_features.get(key)
             # New, or back after ``window`` beats away (not yet dropped: see handle).
             if feature is None or beats - feature.last > size:
-                feature = all_features[key] = _Feature(size)
+                feature = all_features[key] = _Feature(size, summed=self._features_judged)
             scale, kept = abs(value), keep * feature.scale
             if kept > scale:
                 scale = kept
@@ -316,6 +338,9 @@ class BalanceCore(Plugin[BalanceConfig]):
             value = value / scale - previous / scale if scale > 0 else 0.0
             # Window.push, inlined: this runs for every feature every beat.
             values = feature.values
+            if not feature.summed:
+                values.append(value)
+                continue
             if len(values) == size:
                 old = values[0]
                 feature.total -= old
@@ -362,10 +387,15 @@ class BalanceCore(Plugin[BalanceConfig]):
         from_innovations = series > 0
         if from_innovations:
             stability = 1.0 / (1.0 + cfg.innovation_sensitivity * volatility)
+            if self._features_judged:  # no sums for windows nobody reads
+                self._features_judged = False
+                for feature in self.features.values():
+                    feature.summed = False
             # The features are not judged; forget the gone ones now and then all the same.
             if self.beats % cfg.window == 0:
                 self._drop_stale_features()
         else:
+            self._features_judged = True
             volatility, samples, series = self._features()
             stability = 1.0 / (1.0 + cfg.sensitivity * volatility) if series else 1.0
         scale = stability if stability > cfg.min_gain_scale else cfg.min_gain_scale
