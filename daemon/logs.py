@@ -13,6 +13,8 @@ when :func:`setup_logging` replaces the handler, what is queued is written
 out first, waiting at most :data:`EXIT_FLUSH_S` seconds for a stderr that
 is not being read.
 
+:func:`write_stderr` sends other text (a status line) the same way.
+
 The thread writes with ``os.write`` to a duplicate of stderr's descriptor,
 not through ``sys.stderr``: a write stuck in a full pipe then holds no lock
 that the interpreter needs to exit.
@@ -113,12 +115,16 @@ class QueuedStderrHandler(logging.Handler):
         except Exception:
             self.handleError(record)
             return
+        self.write(line)
+
+    def write(self, text: str) -> None:
+        """Queue ``text`` as it is (no format, no newline added); dropped when full."""
         with self._drops_lock:
             try:
                 if self._dropped:  # room again: first say what is missing here
                     self._queue.put_nowait(self._dropped_line(self._dropped))
                     self._dropped = 0
-                self._queue.put_nowait(line)
+                self._queue.put_nowait(text)
             except queue.Full:
                 self._dropped += 1
                 self.dropped_total += 1
@@ -179,6 +185,24 @@ class QueuedStderrHandler(logging.Handler):
         super().close()
 
 
+#: The handler setup_logging installed last.
+_installed: QueuedStderrHandler | None = None
+
+
+def write_stderr(text: str) -> None:
+    """Write ``text`` to stderr the way log records go: queued, never waiting.
+
+    For what is not a log record (a status line); before setup_logging, or
+    after its handler was closed, written directly.
+    """
+    handler = _installed
+    if handler is not None and handler._thread.is_alive():
+        handler.write(text)
+    else:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+
+
 def setup_logging(
     level: str = "info", *, json_lines: bool | None = None, stream: TextIO | None = None
 ) -> None:
@@ -201,5 +225,7 @@ def setup_logging(
     for previous in old:  # stopped once they have written what they hold
         if isinstance(previous, QueuedStderrHandler):
             previous.close()
+    global _installed
+    _installed = handler
     root.setLevel(numeric)
     logging.getLogger("nats").setLevel(max(numeric, logging.WARNING))

@@ -194,6 +194,24 @@ def test_setting_up_again_stops_the_old_writer() -> None:
     assert len(writers) == 1
 
 
+def test_write_stderr_goes_the_same_way_and_never_waits() -> None:
+    stream = GatedStream()
+    setup_logging("info", json_lines=False, stream=stream)
+    handler = logging.getLogger().handlers[0]
+    assert isinstance(handler, QueuedStderrHandler)
+    logging.getLogger("venom.x").info("first")
+    wait_for(stream.waiting.is_set, "the writer stuck on the first line")
+    for i in range(logs.QUEUE_LINES + 5):  # all but QUEUE_LINES of them dropped
+        logs.write_stderr(f"status {i}\n")
+    assert handler.dropped_total == 5
+    stream.gate.set()
+    assert handler.drain(DEADLINE)
+    lines = stream.getvalue().splitlines()
+    assert lines[0].endswith("venom.x: first")
+    assert lines[1:-1] == [f"status {i}" for i in range(logs.QUEUE_LINES)]
+    assert lines[-1].endswith("logging: 5 records dropped: stderr was not being read")
+
+
 PROGRAM = """
 import logging, sys
 from venom.daemon.logs import setup_logging
