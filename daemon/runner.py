@@ -33,6 +33,7 @@ from venom.daemon.hosting import (
     run_plugins,
     watch_signals,
 )
+from venom.daemon.logs import write_stderr
 from venom.daemon.reload import reload_config
 from venom.daemon.service import ServiceState
 from venom.daemon.settings import VenomConfig
@@ -50,15 +51,16 @@ URL_FILE = "nats.url"
 
 
 async def _live_line(arbiter: Arbiter, interval: float) -> None:
-    tty = sys.stderr.isatty()
+    """The live status line, on a terminal only (a pipe or journald gets STATUS= and logs).
+
+    Written through the log queue, so a terminal that does not keep up
+    never holds the beat.
+    """
+    if not sys.stderr.isatty():
+        return
     while True:
         await anyio.sleep(interval)
-        line = arbiter.stats.line(arbiter.beat, arbiter.scheduler.missed)
-        if tty:
-            sys.stderr.write("\r\x1b[2K" + line)
-        else:
-            sys.stderr.write(line + "\n")
-        sys.stderr.flush()
+        write_stderr("\r\x1b[2K" + arbiter.stats.line(arbiter.beat, arbiter.scheduler.missed))
 
 
 async def run_daemon(
