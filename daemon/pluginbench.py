@@ -111,7 +111,7 @@ async def bench_daemon(config: VenomConfig, beats: int) -> dict[str, Any]:
         config, run=msgspec.structs.replace(config.run, live=False, state_dir="")
     )
     held: list[Arbiter] = []
-    window = _CpuWindow(len(config.plugins.run))
+    window = _CpuWindow(len(config.plugins.run), beats)
     with TemporaryDirectory(prefix="venom-bench-") as tmp:
         t0 = time.monotonic()
         async with anyio.create_task_group() as tg:
@@ -144,8 +144,9 @@ async def bench_daemon(config: VenomConfig, beats: int) -> dict[str, Any]:
 class _CpuWindow:
     """Samples every process's CPU time while the daemon beats (see bench_daemon)."""
 
-    def __init__(self, plugins: int) -> None:
+    def __init__(self, plugins: int, beats: int) -> None:
         self.plugins = plugins
+        self.beats = beats
         self.first: tuple[int, dict[int, float]] | None = None
         self.last: tuple[int, dict[int, float]] | None = None
         self.labels: dict[int, str] = {}
@@ -163,7 +164,8 @@ class _CpuWindow:
                 self.labels[pid] = "arbiter" if pid == os.getpid() else proccpu.label(pid)
             if self.first is None:
                 self.first = (beat, cpu)
-            elif not arbiter.stopping():
+            elif beat < self.beats and not arbiter.stopping():
+                # Not the last beat: after it the plugin processes are stopped.
                 self.last = (beat, cpu)
 
     def figures(self) -> dict[str, Any]:

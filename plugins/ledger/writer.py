@@ -109,7 +109,8 @@ class LedgerWriter:
             await js.delete_consumer(stream, self.config.durable)
         config = ConsumerConfig(
             durable_name=self.config.durable,
-            ack_policy=AckPolicy.EXPLICIT,
+            # One ack per group commit, for every record up to it (what is acked is on disk).
+            ack_policy=AckPolicy.ALL,
             ack_wait=30.0,
             max_ack_pending=65536,
             deliver_policy=DeliverPolicy.BY_START_SEQUENCE if self.last_seq else DeliverPolicy.ALL,
@@ -122,6 +123,7 @@ class LedgerWriter:
         try:
             while True:
                 pending: list[Any] = []
+                last: Any = None  # the last message of this round, taken or not
                 deadline = time.monotonic() + window
                 while True:
                     timeout = max(0.05, deadline - time.monotonic()) if pending else 0.5
@@ -136,8 +138,7 @@ class LedgerWriter:
                     for msg in msgs:
                         if self._take(msg):
                             pending.append(msg)
-                        else:
-                            await self._ack(msg)
+                        last = msg
                     if self.config.fsync == "always" and pending:
                         break
                     if not msgs or time.monotonic() >= deadline:
@@ -146,9 +147,9 @@ class LedgerWriter:
                     # Durable first (off the event loop: a slow disk must not hold
                     # the ledger's pulse replies) ...
                     await anyio.to_thread.run_sync(self.store.sync)
-                    for msg in pending:
-                        await self._ack(msg)  # ... then acked
-                elif not self.caught_up.is_set():
+                if last is not None:
+                    await self._ack(last)  # ... then acked, all of them with the last
+                if not pending and not self.caught_up.is_set():
                     self.caught_up.set()
                 await self._housekeeping()
                 if self._stopping and not pending:
