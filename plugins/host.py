@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import deque
 from collections.abc import Coroutine, Generator, Sequence
 from contextlib import AsyncExitStack
 from types import TracebackType
@@ -64,26 +63,30 @@ REMEMBERED_BEATS = 64
 
 
 class AnsweredBeats:
-    """The last :data:`REMEMBERED_BEATS` beat numbers answered, to answer each once."""
+    """The last :data:`REMEMBERED_BEATS` beat numbers answered, to answer each once.
 
-    __slots__ = ("_order", "_seen", "repeats")
+    A ring indexed by the beat number: consecutive beats never share a slot,
+    so a repeat of any of the last 64 beats is seen, in two list operations.
+    """
+
+    __slots__ = ("_ring", "repeats")
 
     def __init__(self) -> None:
-        self._seen: set[int] = set()
-        self._order: deque[int] = deque()
+        self._ring = [-1] * REMEMBERED_BEATS
         #: Pulses dropped because their beat was answered already.
         self.repeats = 0
 
     def first_time(self, beat: int) -> bool:
         """True (and remembered) the first time ``beat`` is seen; False (counted) after."""
-        if beat in self._seen:
+        slot = beat % REMEMBERED_BEATS
+        if self._ring[slot] == beat:
             self.repeats += 1
             return False
-        self._seen.add(beat)
-        self._order.append(beat)
-        if len(self._order) > REMEMBERED_BEATS:
-            self._seen.discard(self._order.popleft())
+        self._ring[slot] = beat
         return True
+
+    def __len__(self) -> int:
+        return sum(1 for b in self._ring if b >= 0)
 
 
 class _Resume(Generic[T]):
@@ -131,6 +134,9 @@ class _Runner:
         self.problems = ProblemLog(log)
         self.answered = AnsweredBeats()
         self._pulse_decoder = codec.decoder(Pulse)
+        self._decode_pulse = self._pulse_decoder.decode
+        self._max_bytes = codec.max_bytes
+        self._encode = codec.encode
         self._bus_publish = bus.publish
         self._sub: Subscription | None = None
         self.members: list[PluginMember] = []
@@ -229,10 +235,14 @@ class PluginRunner(_Runner):
         return self.member.rejected
 
     async def _on_pulse(self, msg: BusMessage) -> None:
-        pulse = self._decode(msg)
-        if isinstance(pulse, str):
-            if msg.reply:
-                hdrs = {**error_headers(400, pulse), HDR_PLUGIN: self.name}
+        try:
+            if len(msg.data) > self._max_bytes:
+                raise SchemaError(f"pulse of {len(msg.data)} bytes exceeds {self._max_bytes}")
+            pulse = self._decode_pulse(msg.data)
+        except Exception:  # msgspec.DecodeError or SchemaError: said by _decode
+            reason = self._decode(msg)
+            if msg.reply and isinstance(reason, str):
+                hdrs = {**error_headers(400, reason), HDR_PLUGIN: self.name}
                 await self._publish(msg.reply, b"", hdrs)
             return
         if self._skip(pulse, msg.subject):
@@ -240,15 +250,18 @@ class PluginRunner(_Runner):
         reply, error = await self.member.answer(pulse, msg.headers)
         headers = self._reply_headers
         try:
-            data = self.codec.encode(reply)
+            data = self._encode(reply)
         except SchemaError as exc:
             error = f"{type(exc).__name__}: {exc}"
             self.problems.report("handler error", self.name, msg.subject, error)
-            data = self.codec.encode(ErrorReply(code=500, description=error))
+            data = self._encode(ErrorReply(code=500, description=error))
         if error:
             headers = {**error_headers(500, error), HDR_PLUGIN: self.name}
         if msg.reply:
-            await self._publish(msg.reply, data, headers)
+            try:
+                await self._bus_publish(msg.reply, data, headers=headers)
+            except VenomError as exc:
+                self.problems.report("reply not sent", self.who, msg.reply, str(exc))
 
 
 class BatchRunner(_Runner):

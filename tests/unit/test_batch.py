@@ -114,7 +114,7 @@ async def test_batch_and_single_replies_meet_in_one_beat(buses: tuple[Bus, Bus, 
         assert r.report.closed_by == "all"
         assert r.replies["alpha"] == EstimateReply(estimator="alpha", values={"beat": r.beat})
     # One message per beat from the host (a split is counted; none is expected here).
-    assert host.batch.batches == len(host.batch.answered._seen) + host.batch.split
+    assert host.batch.batches == len(host.batch.answered) + host.batch.split
     for member in host.members:
         assert member.endpoint.queue_group == f"venom.host.{host_set(['alpha', 'beta'])}"
     assert all(h.duplicates == 0 for h in arbiter.gather.health.values())
