@@ -26,7 +26,7 @@ from tests.helpers import stop_process
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 #: Seconds of overload the log lines are counted over, once the first warning is out.
-WATCH = 30.0
+WATCH = 20.0
 #: The issue's bound: 30 lines a minute.
 PER_MINUTE = 30
 
