@@ -226,17 +226,38 @@ class NatsBus(Bus):
         if self.nc.is_closed:
             return
         with anyio.CancelScope(shield=True), anyio.move_on_after(timeout):
-            if self.nc.is_connected:
-                try:
-                    await self.nc.drain()
-                    return
-                except (NatsError, TimeoutError) as exc:
-                    log.warning("drain failed (%s); closing", exc or type(exc).__name__)
+            if self.nc.is_connected and await self._drain():
+                return
         with anyio.CancelScope(shield=True), anyio.move_on_after(timeout):
             try:
                 await self.nc.close()
             except Exception as exc:  # nats-py writing to a transport that is gone
                 log.debug("close without a connection: %s", exc)
+
+    async def _drain(self) -> bool:
+        """Drain; False when it failed or the server went away meanwhile (then close).
+
+        A server that is gone (stopped with the daemon) never answers the
+        drain's flush: waiting for it would hold the process for the whole
+        timeout, so the drain is given up as soon as the connection is lost.
+        """
+        drained = False
+
+        async def drain(scope: anyio.CancelScope) -> None:
+            nonlocal drained
+            try:
+                await self.nc.drain()
+                drained = True
+            except (NatsError, TimeoutError) as exc:
+                log.warning("drain failed (%s); closing", exc or type(exc).__name__)
+            scope.cancel()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(drain, tg.cancel_scope)
+            while self.nc.is_connected:  # noqa: ASYNC110 - nats-py has no event for it
+                await anyio.sleep(0.05)
+            tg.cancel_scope.cancel()
+        return drained
 
     def on_state(self, callback: StateCallback) -> None:
         self._state_callbacks.append(callback)
