@@ -87,7 +87,8 @@ async def run_beats(
     async def sink(r: BeatRecord) -> None:
         records.append(r)
 
-    config = make_config(prefix, **{"period": 0.02, "deadline": 0.015, **beat})
+    # Deadlines far longer than a reply takes, even on a loaded machine.
+    config = make_config(prefix, **{"period": 0.05, "deadline": 0.04, **beat})
     arbiter = Arbiter(bus, config, record_sink=sink)
     async with anyio.create_task_group() as tg:
         await tg.start(arbiter.run)
@@ -158,7 +159,8 @@ async def test_a_malformed_member_is_rejected_alone_and_duplicates_count_once(
     sub = await qbus.subscribe(subjects.pulse, rogue, queue="venom.host.rogue")
     try:
         async with PluginHost([Echo()], pbus):
-            arbiter, records = await run_beats(bus, 15)
+            # A deadline long enough for both answers of echo to land in the beat.
+            arbiter, records = await run_beats(bus, 15, period=0.05, deadline=0.04)
     finally:
         await sub.unsubscribe()
     answered = [r for r in records if "fine" in r.report.replied]
@@ -168,7 +170,11 @@ async def test_a_malformed_member_is_rejected_alone_and_duplicates_count_once(
         assert "broken" not in r.report.replied
     # echo answered alone and in the rogue's batch: one of the two counts, never both.
     assert all(list(r.report.replied).count("echo") <= 1 for r in records)
-    assert arbiter.gather.health["echo"].duplicates >= 10
+    # Each beat both came in time, one of them was the duplicate (a loaded machine
+    # may make one late instead: counted as late, not as a duplicate).
+    echo = arbiter.gather.health["echo"]
+    assert echo.duplicates >= 5
+    assert echo.duplicates + echo.late >= len(answered) - 2
     assert arbiter.gather.health["broken"].rejected >= 10
 
 
