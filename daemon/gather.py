@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from typing import Literal
 
 import anyio
@@ -284,7 +285,7 @@ class Gather:
             else:
                 self._count(name, reply, "", "", subject)
 
-    def _batch_members(self, host: str, data: bytes, subject: str) -> dict[str, Reply | str]:
+    def _batch_members(self, host: str, data: bytes, subject: str) -> Mapping[str, Reply | str]:
         """Name → reply of a batch's members, or → why that member was rejected.
 
         One decode when the batch is sound; when it is not, each member is
@@ -296,7 +297,7 @@ class Gather:
                     f"batch: payload of {len(data)} bytes exceeds the limit of "
                     f"{self._max_bytes} bytes"
                 )
-            return dict(self._decode_batch(data).replies)
+            return self._decode_batch(data).replies
         except msgspec.DecodeError:
             pass
         except SchemaError as exc:
