@@ -6,7 +6,9 @@ and answers with one :class:`~venom.schemas.ReplyBatch` under a
 ``Venom-Host`` header. A batch is as late as its slowest member, so before a
 member whose last cost would carry it past a deadline still ahead, and
 before a handler that waits on the event loop, the replies made so far go
-out as a batch of their own.
+out as a batch of their own. Work the members do after their reply
+(:meth:`~venom.plugins.sdk.Plugin.after_reply`) waits until every batch of
+the beat has gone out.
 """
 
 from __future__ import annotations
@@ -98,6 +100,7 @@ class BatchRunner(PulseRunner):
             for p in plugins
         ]
         self._headers = {HDR_HOST: self.host}
+        self._after = [m for m in self.members if m.works_after]
         #: Batches sent, and how many of them went out early (before a slow member).
         self.batches = 0
         self.split = 0
@@ -143,6 +146,8 @@ class BatchRunner(PulseRunner):
             replies[member.name] = reply
         if replies:
             await self._send(reply_to, pulse.beat, replies)
+        for member in self._after:
+            await member.after_reply(pulse)
 
     @staticmethod
     def _would_be_late(member: PluginMember, deadline: float) -> bool:

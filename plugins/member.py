@@ -61,6 +61,8 @@ class PluginMember:
         )
         self._subs: list[Subscription] = []
         self._handle = plugin.handle
+        #: Whether the plugin has work to do after its reply has gone out.
+        self.works_after = type(plugin).after_reply is not Plugin.after_reply
         self.rejected = 0
         self.late = 0
         self.last_beat = -1
@@ -114,6 +116,16 @@ class PluginMember:
         if span is not None:
             end_span(span, error)
         return reply, error
+
+    async def after_reply(self, pulse: Pulse) -> None:
+        """Run the plugin's :meth:`~venom.plugins.sdk.Plugin.after_reply` (if it has one)."""
+        try:
+            await self.plugin.after_reply(pulse)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            self.problems.report("after-reply error", self.name, self.subjects.pulse, error)
+            self.endpoint.num_errors += 1
+            self.endpoint.last_error = error
 
     def refused(self, reason: str, elapsed_ns: int) -> None:
         """Count a pulse the plugin never saw (malformed) as a failed request."""

@@ -199,3 +199,5 @@ class PluginRunner(PulseRunner):
                 await self._bus_publish(msg.reply, data, headers=headers)
             except VenomError as exc:
                 self.problems.report("reply not sent", self.who, msg.reply, str(exc))
+        if self.member.works_after:
+            await self.member.after_reply(pulse)

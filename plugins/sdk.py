@@ -125,6 +125,16 @@ class Plugin(ABC, Generic[C]):
     async def on_mesh(self, message: Mesh) -> None:
         """Receive a mesh message on one of :attr:`mesh`'s subjects. Default: ignore."""
 
+    async def after_reply(self, pulse: Pulse) -> None:
+        """Work of this beat that its reply need not wait for (learning, say).
+
+        The host awaits it once the beat's replies have gone out, before it
+        reads the next pulse; an exception is reported like a handler's, and
+        the reply already sent stands. Default: nothing. A plugin that must
+        not depend on when this runs (determinism) finishes the work at the
+        start of its next :meth:`handle` when it has not run yet.
+        """
+
     @classmethod
     def check(cls, config: C) -> None:
         """Check what the plugin would fail on when it starts; default: nothing.

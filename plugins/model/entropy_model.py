@@ -6,8 +6,11 @@ count from the previous beat. Output: threat in [0, 1] (a 2-layer MLP with a
 sigmoid). It learns online from the ground-truth labels the plant publishes
 on ``<prefix>.mesh.label``: the features seen at beat n are paired with the
 label of beat n and learnt in mini-batches of ``batch`` labelled beats (one
-SGD step each), in beat order, just before scoring a beat at least
-``label_lag`` later (so what it knows does not depend on message timing).
+SGD step each), in beat order: the mini-batch that is complete when beat n
+is scored (labels of beats up to n − ``label_lag``) is learnt after beat n's
+reply has gone out and before beat n+1 is scored, so what the model knows
+when it scores a beat does not depend on message timing, and no reply waits
+for a training step.
 
 - deterministic: weights initialised from ``seed``; same pulses and labels
   give the same scores;
@@ -18,13 +21,13 @@ SGD step each), in beat order, just before scoring a beat at least
   weights are then copied out, and every beat is scored in plain Python from
   that copy (:mod:`~venom.plugins.model.learner` says why: torch's per-call
   overhead was most of a beat's cost on a network this small);
-- on the event loop: scoring a beat costs ~25 µs and an SGD step (one beat
-  in ``batch``) ~0.5-1 ms on a slow machine, while the hop to a worker
-  thread that used to carry both cost ~110 µs a beat by itself (anyio's
-  queue and the GIL hand-over); only checkpoints are written from a worker
-  thread. ``venom run`` hosts the model in a process of its own by default,
-  where a step holds up no other plugin (with ``processes = 0`` it holds the
-  daemon's loop for that long, one beat in ``batch``);
+- on the event loop: scoring a beat costs ~25-50 µs and an SGD step (one
+  beat in ``batch``) ~0.5-1.1 ms on a slow machine, while the hop to a
+  worker thread that used to carry both cost ~110 µs a beat by itself
+  (anyio's queue and the GIL hand-over); only checkpoints are written from a
+  worker thread. The step runs in :meth:`after_reply`, once the host has
+  sent the beat's replies, so the model shares a process with the other
+  plugins (the default) without making their batch late;
 - ``ml_weight`` follows ``<prefix>.mesh.ml_weight`` and is echoed in every
   reply.
 
@@ -102,6 +105,8 @@ class EntropyModel(Plugin[ModelConfig]):
         self.ml_weight = c.ml_weight
         self.pending: OrderedDict[int, list[float]] = OrderedDict()
         self.labels: dict[int, int] = {}
+        #: The mini-batch that came due at the last beat: learnt after its reply.
+        self._deferred: list[Sample] = []
 
     @property
     def updates(self) -> int:
@@ -117,6 +122,7 @@ class EntropyModel(Plugin[ModelConfig]):
             await anyio.to_thread.run_sync(self.load)
 
     async def close(self) -> None:
+        self.learn_deferred()
         await anyio.to_thread.run_sync(self.save)
 
     def save(self) -> None:
@@ -154,27 +160,33 @@ class EntropyModel(Plugin[ModelConfig]):
             del self.labels[b]
         return batch
 
-    def learn_and_score(self, batch: list[Sample], raw: list[float]) -> float:
-        """Learn the mini-batch (if any, in torch), then the threat of ``raw`` (in Python)."""
-        if batch:
-            self.learner.train_batch(batch)
-        return self.learner.infer(raw)
-
     async def handle(self, pulse: Pulse) -> Reply:
+        self.learn_deferred()  # the last beat's mini-batch, if after_reply has not run
         raw = self.vector(pulse)
-        batch = self.due(pulse.beat)
+        self._deferred = self.due(pulse.beat)
         self.pending[pulse.beat] = raw
         limit = self.config.pending_limit
         while len(self.pending) > limit:
             self.pending.popitem(last=False)
         while len(self.labels) > limit:
             self.labels.pop(next(iter(self.labels)))
+        return ThreatReply(
+            model=self.name, threat=self.learner.infer(raw), ml_weight=self.ml_weight
+        )
+
+    async def after_reply(self, pulse: Pulse) -> None:
+        """Learn the mini-batch due at this beat (one SGD step), and checkpoint now and then."""
         before = self.updates
-        threat = self.learn_and_score(batch, raw)
+        self.learn_deferred()
         every = self.config.checkpoint_every
         if self.updates // every != before // every:
             await anyio.to_thread.run_sync(self.save)
-        return ThreatReply(model=self.name, threat=threat, ml_weight=self.ml_weight)
+
+    def learn_deferred(self) -> None:
+        """One SGD step on the mini-batch that came due at the last beat scored, if any."""
+        batch, self._deferred = self._deferred, []
+        if batch:
+            self.learner.train_batch(batch)
 
     async def on_mesh(self, message: Mesh) -> None:
         if isinstance(message, MlWeight):

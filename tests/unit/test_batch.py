@@ -305,3 +305,35 @@ async def test_a_batch_goes_out_before_a_member_that_would_end_past_the_deadline
         (2, ["first"]),
         (2, ["last", "slow"]),
     ]
+
+
+async def test_work_after_the_reply_waits_for_the_batch_to_go_out(
+    buses: tuple[Bus, Bus, Bus],
+) -> None:
+    """``after_reply`` runs once the beat's batch is sent: a slow one makes no reply late."""
+    bus, pbus, _ = buses
+    after: list[int] = []
+
+    class Learner(Plugin[NoConfig]):
+        name: ClassVar[str] = "learner"
+        role = "model"
+        version: ClassVar[str] = "1.0.0"
+
+        async def handle(self, pulse: Pulse) -> Reply:
+            return EstimateReply(estimator=self.name, values={"beat": float(pulse.beat)})
+
+        async def after_reply(self, pulse: Pulse) -> None:
+            after.append(pulse.beat)
+            if pulse.beat == 5:
+                await anyio.sleep(0.3)  # far past the 40 ms deadline: only the next beats wait
+            if pulse.beat == 3:
+                raise RuntimeError("after-reply broken on purpose")
+
+    async with PluginHost([named("alpha"), Learner()], pbus) as host:
+        _, records = await run_beats(bus, 12)
+    by_beat = {r.beat: r for r in records}
+    for beat in (3, 5):  # neither the error nor the wait held back the beat's own replies
+        assert set(by_beat[beat].report.replied) >= {"alpha", "learner"}, by_beat[beat].report
+    assert {3, 5} <= set(after)
+    learner = next(m for m in host.members if m.name == "learner")
+    assert learner.endpoint.last_error == "RuntimeError: after-reply broken on purpose"

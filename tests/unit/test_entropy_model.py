@@ -51,6 +51,7 @@ async def run(model: EntropyModel, data: list[tuple[Pulse, int]]) -> list[float]
     scores = []
     for pulse, label in data:
         reply = await model.handle(pulse)
+        await model.after_reply(pulse)  # as a host does, once the reply has gone out
         assert isinstance(reply, ThreatReply)
         assert 0.0 <= reply.threat <= 1.0
         scores.append(reply.threat)
