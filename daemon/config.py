@@ -188,6 +188,9 @@ def validate(cfg: VenomConfig) -> VenomConfig:
     twice = sorted({s for s in cfg.plugins.run if cfg.plugins.run.count(s) > 1})
     if twice:
         raise ConfigError(f"listed more than once: {', '.join(twice)}", key="plugins.run")
+    for spec in cfg.plugins.alone:
+        if spec not in cfg.plugins.run:
+            raise ConfigError(f"{spec!r} is not in plugins.run", key="plugins.alone")
     for guard in cfg.plugins.required_guards:
         if not _PLUGIN_NAME.match(guard):
             raise ConfigError(f"{guard!r} is not a plugin name", key="plugins.required_guards")
@@ -319,6 +322,7 @@ _DOCS = {
     "genome.e_gain": "E = e_gain · threat · e^(−t/e_decay_beats) · (1 − O/o_ref)",
     "plugins.run": "plugin names or module:Class hosted by `venom run`",
     "plugins.required_guards": "guards whose missing reply counts as a veto",
+    "plugins.alone": "plugins that get a process of their own",
     "run.state_dir": "empty: --state-dir, $VENOM_STATE_DIR, $STATE_DIRECTORY, ./.venom",
     "run.scenario": "scenario name or path fed to the sensors",
     "run.live": "print a live status line",

@@ -80,27 +80,23 @@ def build_plugins(
 def place_plugins(config: VenomConfig) -> tuple[list[str], list[list[str]]]:
     """(hosted in the daemon, groups hosted in plugin processes) from ``plugins.run``.
 
-    With ``plugins.processes = N >= 1`` the pulse-answering plugins are split
-    in N processes; each ledger-role plugin gets a process of its own (it
-    drains the stream on SIGTERM, which the daemon sends after its last
-    record is stored), and so does each model-role plugin (torch takes
-    seconds to import, which would hold back every plugin beside it, and
-    its handler is the slowest of the set); with 0 every plugin runs in the
-    daemon. Every name is checked here, before any process starts.
+    With ``plugins.processes = N >= 1`` the plugins are split in N processes,
+    in the order of ``run``, except those in ``plugins.alone``, which get a
+    process each; with 0 every plugin runs in the daemon. Every name is
+    checked here, before any process starts.
+
+    One process for the whole default set is what fits a small machine best:
+    each process a pulse wakes costs its receive, its reply and the server's
+    copies (docs/catalog.md, Cost, has the figures).
     """
-    if config.plugins.processes == 0:
-        for spec in config.plugins.run:
-            load_plugin_class(spec)
-        return list(config.plugins.run), []
-    pulse: list[str] = []
-    alone: list[list[str]] = []
     for spec in config.plugins.run:
-        if load_plugin_class(spec).role in ("model", "ledger"):
-            alone.append([spec])
-        else:
-            pulse.append(spec)
-    groups = split(pulse, config.plugins.processes) if pulse else []
-    return [], groups + alone
+        load_plugin_class(spec)
+    if config.plugins.processes == 0:
+        return list(config.plugins.run), []
+    alone = set(config.plugins.alone)
+    shared = [spec for spec in config.plugins.run if spec not in alone]
+    groups = split(shared, config.plugins.processes) if shared else []
+    return [], groups + [[spec] for spec in config.plugins.run if spec in alone]
 
 
 async def connect(config: VenomConfig, url: str, name: str) -> NatsBus:

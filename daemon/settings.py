@@ -143,9 +143,12 @@ class PluginsConfig(_Section, frozen=True, kw_only=True):
     """
 
     run: list[str] = msgspec.field(default_factory=lambda: list(DEFAULT_PLUGINS))
-    #: Child processes that host the pulse-answering plugins (the ledger stays
-    #: in the daemon); 0 hosts them all in the daemon's own process.
+    #: Child processes that host the plugins (each answers a pulse with one
+    #: ReplyBatch); 0 hosts them all in the daemon's own process.
     processes: Annotated[int, Meta(ge=0, le=64)] = 1
+    #: Plugins (as named in ``run``) that get a process of their own instead
+    #: of joining one of the ``processes`` (ignored with ``processes = 0``).
+    alone: list[str] = []
     required_guards: list[str] = []
     settings: dict[str, dict[str, Any]] = {}
 

@@ -1,7 +1,7 @@
 """The default set controls the plant in closed loop (issue 4, points 2-4).
 
 `venom run` as users run it: a real process, its embedded nats-server, the
-default plugins in their worker processes, the ledger in its own; the
+default plugins in their worker process (one, the default); the
 ``default`` scenario, seed 0, back-to-back beats (so every plugin answers
 every beat and the run is deterministic, SPEC 8). The beat records are read
 back from the ledger with `venom ledger export`.

@@ -50,7 +50,11 @@ async def _ask(bus: NatsBus, subject: str) -> list[dict[str, Any]]:
 
 
 async def test_services_answer_adr32_while_beating(nats_url: str, tmp_path: Path) -> None:
-    cfg = make_config(prefix=PREFIX, period=0.01, plugins=PluginsConfig(run=PLUGINS, processes=1))
+    cfg = make_config(
+        prefix=PREFIX,
+        period=0.01,
+        plugins=PluginsConfig(run=PLUGINS, processes=1, alone=["ledger"]),
+    )
     cfg = msgspec.structs.replace(cfg, nats=msgspec.structs.replace(cfg.nats, url=nats_url))
     seen: dict[str, list[dict[str, Any]]] = {}
 

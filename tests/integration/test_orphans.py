@@ -34,7 +34,7 @@ pytestmark = pytest.mark.integration
 VENOM = [sys.executable, "-m", "venom.daemon"]
 #: A light set in two worker processes (the pulse plugins, the ledger).
 PLUGINS = ["optical-plant", "kalman", "thermal", "gate", "regen-core", "balance-core", "ledger"]
-LIGHT = f"[plugins]\nprocesses = 1\nrun = {json.dumps(PLUGINS)}\n"
+LIGHT = f"[plugins]\nprocesses = 1\nalone = ['ledger']\nrun = {json.dumps(PLUGINS)}\n"
 
 
 def wait_for(cond: Callable[[], object], what: str, timeout: float = 60.0) -> None:
@@ -137,7 +137,10 @@ def test_kill_9_of_venom_run_while_its_workers_start_leaves_nothing(
     could watch its parent.
     """
     with_model = [*PLUGINS, "entropy-model"]
-    (state / "venom.toml").write_text(f"[plugins]\nprocesses = 1\nrun = {json.dumps(with_model)}\n")
+    (state / "venom.toml").write_text(
+        f"[plugins]\nprocesses = 1\nalone = ['entropy-model', 'ledger']\n"
+        f"run = {json.dumps(with_model)}\n"
+    )
     log = tmp_path / "venom.log"
     with reaped(start(state, log)) as proc:
         wait_for(lambda: len(plugin_processes(proc.pid)) == 3, "the workers to be spawned")

@@ -144,7 +144,8 @@ def daemons() -> Iterator[list[Daemon]]:
 def test_kill_9_of_any_plugin_process_never_stops_the_beat(
     tmp_path: Path, daemons: list[Daemon]
 ) -> None:
-    daemon = Daemon(tmp_path / "state", BEAT + "[plugins]\nprocesses = 3\n")
+    config = BEAT + "[plugins]\nprocesses = 3\nalone = ['entropy-model', 'ledger']\n"
+    daemon = Daemon(tmp_path / "state", config)
     daemons.append(daemon)
     # Every plugin up first (the beat does not wait for them at start).
     for name in ("optical-plant", "optimize-core", "entropy-model", "ledger"):
@@ -177,7 +178,7 @@ def test_a_required_guard_whose_process_dies_fails_closed(
 ) -> None:
     # Four worker processes: thermal shares the last one with ber.
     config = BEAT + (
-        "[plugins]\nprocesses = 4\nrequired_guards = ['thermal']\n"
+        "[plugins]\nprocesses = 4\nrequired_guards = ['thermal']\nalone = ['ledger']\n"
         "run = ['optical-plant', 'kalman', 'cusum', 'gate', 'regen-core', 'balance-core',"
         " 'entropy-core', 'optimize-core', 'ber', 'thermal', 'ledger']\n"
     )

@@ -24,11 +24,22 @@ def test_split_keeps_order_and_balances() -> None:
         split(names, 0)
 
 
-def test_default_set_goes_to_one_worker_and_the_model_and_the_ledger_to_their_own() -> None:
-    local, groups = place_plugins(VenomConfig())
+def test_default_set_goes_to_one_worker() -> None:
+    assert place_plugins(VenomConfig()) == ([], [DEFAULT_PLUGINS])
+
+
+def test_plugins_alone_get_a_process_each_and_the_rest_are_split() -> None:
+    config = VenomConfig(plugins=PluginsConfig(processes=2, alone=["entropy-model", "ledger"]))
+    local, groups = place_plugins(config)
+    rest = [n for n in DEFAULT_PLUGINS if n not in ("entropy-model", "ledger")]
     assert local == []
-    alone = ("entropy-model", "ledger")
-    assert groups == [[n for n in DEFAULT_PLUGINS if n not in alone], ["entropy-model"], ["ledger"]]
+    assert groups == [*split(rest, 2), ["entropy-model"], ["ledger"]]
+
+
+def test_a_plugin_alone_must_be_one_that_runs() -> None:
+    with pytest.raises(ConfigError, match=r"'thermals' is not in plugins.run") as info:
+        load_config(None, env={}, overrides={"plugins.alone": ["thermals"]})
+    assert info.value.key == "plugins.alone"
 
 
 def test_processes_zero_hosts_everything_in_the_daemon() -> None:
