@@ -142,7 +142,19 @@ async def bench_daemon(config: VenomConfig, beats: int) -> dict[str, Any]:
 
 
 class _CpuWindow:
-    """Samples every process's CPU time while the daemon beats (see bench_daemon)."""
+    """Samples every process's CPU time while the daemon beats (see bench_daemon).
+
+    The figures need two samples: the first beat with every plugin live, and
+    the last one taken before the daemon's last beat (after it the plugin
+    processes stop). Sampling costs the arbiter's process CPU inside the
+    window, so between the two it samples only every :attr:`SPARSE` seconds
+    (in case the beats stall) and then every :attr:`POLL` seconds once the
+    end is :attr:`NEAR` seconds away at the rate so far.
+    """
+
+    POLL = 0.25
+    SPARSE = 2.0
+    NEAR = 1.0
 
     def __init__(self, plugins: int, beats: int) -> None:
         self.plugins = plugins
@@ -150,23 +162,38 @@ class _CpuWindow:
         self.first: tuple[int, dict[int, float]] | None = None
         self.last: tuple[int, dict[int, float]] | None = None
         self.labels: dict[int, str] = {}
+        self.samples = 0
+
+    def _sample(self, beat: int) -> tuple[int, dict[int, float]]:
+        cpu = proccpu.sample()
+        self.samples += 1
+        for pid in cpu.keys() - self.labels.keys():
+            self.labels[pid] = "arbiter" if pid == os.getpid() else proccpu.label(pid)
+        return beat, cpu
 
     async def watch(self, held: list[Arbiter]) -> None:
+        clock = time.monotonic
+        started = sampled = 0.0
         while True:
-            await anyio.sleep(0.25)
+            await anyio.sleep(self.POLL)
             if not held or held[0].beat < 1:
                 continue
             arbiter = held[0]
-            if self.first is None and len(arbiter.discovery.live()) < self.plugins:
-                continue
-            beat, cpu = arbiter.beat, proccpu.sample()
-            for pid in cpu.keys() - self.labels.keys():
-                self.labels[pid] = "arbiter" if pid == os.getpid() else proccpu.label(pid)
+            beat = arbiter.beat
             if self.first is None:
-                self.first = (beat, cpu)
-            elif beat < self.beats and not arbiter.stopping():
+                if len(arbiter.discovery.live()) >= self.plugins:
+                    self.first = self._sample(beat)
+                    started = sampled = clock()
+                continue
+            if beat >= self.beats or arbiter.stopping():
+                continue  # the last beat is near or done: the plugins may be stopping
+            now = clock()
+            rate = (beat - self.first[0]) / max(now - started, 1e-9)
+            near = rate > 0 and (self.beats - beat) / rate <= self.NEAR
+            if near or now - sampled >= self.SPARSE:
                 # Not the last beat: after it the plugin processes are stopped.
-                self.last = (beat, cpu)
+                self.last = self._sample(beat)
+                sampled = now
 
     def figures(self) -> dict[str, Any]:
         if self.first is None or self.last is None or self.last[0] <= self.first[0]:
