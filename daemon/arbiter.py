@@ -115,6 +115,8 @@ class Arbiter:
         self._heard_due = 0.0
         self._required = frozenset(config.plugins.required_guards)
         self._encode = self.codec.encode
+        #: Keeps the pulse's bytes: the record sink puts them into the BeatRecord as they are.
+        self._encode_pulse = self.codec.encode_pulse
         #: The beat's spans and ids (SPEC 7); ids are made even with tracing off.
         self.trace = BeatTrace(tracer_provider, self.subjects.pulse)
         self.metrics = (
@@ -342,7 +344,7 @@ class Arbiter:
         try:
             await self.bus.publish(
                 self.subjects.pulse,
-                self._encode(pulse),
+                self._encode_pulse(pulse),
                 reply=gather.reply_subject(beat),
                 headers={HDR_BEAT: str(beat), HDR_TRACEPARENT: trace.traceparent},
             )

@@ -9,12 +9,13 @@ are converted explicitly (``.item()`` / ``.tolist()``), never pickled.
 from __future__ import annotations
 
 import math
+import operator
 from typing import Any, TypeVar
 
 import msgspec
 
 from venom.schemas.errors import NonFiniteError, SchemaError
-from venom.schemas.messages import Mesh, Reply
+from venom.schemas.messages import BeatRecord, Mesh, Pulse, Reply
 
 T = TypeVar("T")
 
@@ -58,6 +59,20 @@ def find_non_finite(value: Any, path: str = "$") -> str | None:
     return None
 
 
+#: The fields of a BeatRecord, in order, and where its pulse is among them.
+_RECORD_FIELDS: tuple[str, ...] = BeatRecord.__struct_fields__
+_PULSE_AT = _RECORD_FIELDS.index("pulse")
+_record_values = operator.attrgetter(*_RECORD_FIELDS)
+#: :class:`BeatRecord` with its ``pulse`` as already-encoded bytes: the same
+#: fields in the same order, none omitted, so it encodes to the very bytes the
+#: record does (built from BeatRecord's own fields, so it follows the schema).
+_RecordWire = msgspec.defstruct(
+    "_RecordWire",
+    [(name, msgspec.Raw if name == "pulse" else Any) for name in _RECORD_FIELDS],
+    gc=False,
+)
+
+
 class Codec:
     """Encoders and decoders for the venom wire format (JSON).
 
@@ -76,6 +91,9 @@ class Codec:
         self._decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
         self.reply_decoder: msgspec.json.Decoder[Reply] = self.decoder(Reply)  # type: ignore[arg-type]
         self.mesh_decoder: msgspec.json.Decoder[Mesh] = self.decoder(Mesh)  # type: ignore[arg-type]
+        #: The last pulse :meth:`encode_pulse` encoded, and its bytes.
+        self._pulse: Pulse | None = None
+        self._pulse_data = msgspec.Raw(b"")
 
     def decoder(self, kind: type[T]) -> msgspec.json.Decoder[T]:
         """Return the (cached) decoder for ``kind``."""
@@ -93,6 +111,34 @@ class Codec:
             raise SchemaError(f"cannot encode {type(msg).__name__}: {exc}") from exc
         if b"null" in data:
             self._refuse_non_finite(msg)
+        return data
+
+    def encode_pulse(self, pulse: Pulse) -> bytes:
+        """:meth:`encode`, keeping the bytes for the beat's record (:meth:`encode_record`)."""
+        data = self.encode(pulse)
+        self._pulse = pulse
+        self._pulse_data = msgspec.Raw(data)
+        return data
+
+    def encode_record(self, record: BeatRecord) -> bytes:
+        """:meth:`encode` of a beat record, its pulse not encoded twice.
+
+        When ``record.pulse`` is the pulse :meth:`encode_pulse` encoded last
+        (the same object; the arbiter never changes a pulse's dicts after),
+        its bytes go into the record as they are: byte for byte what
+        :meth:`encode` makes.
+        """
+        if record.pulse is not self._pulse:
+            return self.encode(record)
+        values = list(_record_values(record))
+        values[_PULSE_AT] = self._pulse_data
+        wire = _RecordWire(*values)
+        try:
+            data = self._encoder.encode(wire)
+        except (TypeError, NotImplementedError, OverflowError) as exc:
+            raise SchemaError(f"cannot encode BeatRecord: {exc}") from exc
+        if b"null" in data:
+            self._refuse_non_finite(record)
         return data
 
     def encode_canonical(self, msg: Any) -> bytes:

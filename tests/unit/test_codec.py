@@ -11,10 +11,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from venom.schemas import (
+    BeatRecord,
     Codec,
     CoreReply,
     Decision,
     ErrorReply,
+    GatherReport,
     GuardVerdict,
     NonFiniteError,
     Pulse,
@@ -116,3 +118,39 @@ def test_canonical_encoding_sorts_keys() -> None:
 def test_round_trip_property(values: dict[str, float], score: float) -> None:
     reply = CoreReply(core="B", score=score, details=values)
     assert codec.decode_reply(codec.encode(reply)) == reply
+
+
+def _record(pulse: Pulse, threat: float = 0.5) -> BeatRecord:
+    return BeatRecord(
+        beat=pulse.beat,
+        pulse=pulse,
+        replies={
+            "regen-core": CoreReply(core="R", score=0.25, details={"a": 1.0}),
+            "gate": GuardVerdict(guard="gate", allow=True, metric=0.1),
+        },
+        report=GatherReport(beat=pulse.beat, expected=["gate", "regen-core"], missing=[]),
+        decision=Decision(beat=pulse.beat, action="STEADY", threat=threat),
+        trace_id="ab" * 16,
+        span_id="cd" * 8,
+    )
+
+
+def test_a_record_reuses_its_pulse_bytes_and_encodes_the_same() -> None:
+    codec = Codec()
+    pulse = Pulse(beat=7, issued_at=1.5, deadline=1.6, t_lambda=0.004, seed=3, features={"x": 0.1})
+    sent = codec.encode_pulse(pulse)
+    assert sent == codec.encode(pulse)
+    record = _record(pulse)
+    assert codec.encode_record(record) == codec.encode(record)
+    assert codec.decode(BeatRecord, codec.encode_record(record)) == record
+    # Another pulse than the one encoded last: encoded as usual.
+    other = msgspec.structs.replace(pulse, beat=8)
+    assert codec.encode_record(_record(other)) == codec.encode(_record(other))
+
+
+def test_a_record_with_a_reused_pulse_still_refuses_non_finite_floats() -> None:
+    codec = Codec()
+    pulse = Pulse(beat=1, issued_at=1.0, deadline=1.1, t_lambda=0.004, seed=0)
+    codec.encode_pulse(pulse)
+    with pytest.raises(NonFiniteError, match=r"decision\.threat"):
+        codec.encode_record(_record(pulse, threat=math.inf))
