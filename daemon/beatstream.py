@@ -10,18 +10,17 @@ durable consumer and explicit acks.
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import logging
 import secrets
 import time
-from typing import Any
 
 import anyio
+import msgspec
 from nats.js import JetStreamContext
 from nats.js.api import StorageType, StreamConfig
 from nats.js.errors import Error as JsError
 
+from venom.daemon.bus import BusMessage, Subscription, header
 from venom.daemon.natsbus import NatsBus
 from venom.daemon.tracing import BeatTrace
 from venom.schemas import HDR_TRACEPARENT, BeatRecord, BusError, Codec, Subjects
@@ -65,29 +64,50 @@ async def ensure_stream(js: JetStreamContext, subjects: Subjects, *, replicas: i
 class _Pending:
     """One record on its way into the stream."""
 
-    __slots__ = ("beat", "data", "future", "headers", "sent")
+    __slots__ = ("beat", "data", "headers", "sent", "token")
 
     def __init__(self, beat: int, data: bytes, headers: dict[str, str]) -> None:
         self.beat = beat
         self.data = data
         self.headers = headers
-        self.future: asyncio.Future[Any] | None = None
+        #: The last send's token (the ack's reply subject ends with it); "" before one.
+        self.token = ""
         self.sent = 0.0
+
+
+class _ApiError(msgspec.Struct):
+    code: int = 0
+    err_code: int = 0
+    description: str = ""
+
+
+class _PubAck(msgspec.Struct):
+    """JetStream's answer to a publish: ``{"stream", "seq", ...}`` or ``{"error": {...}}``."""
+
+    stream: str = ""
+    seq: int = 0
+    error: _ApiError | None = None
 
 
 class BeatPublisher:
     """Puts every beat record into the stream, once, in beat order, without blocking the beat.
 
-    Records are published without waiting (``publish_async``) and kept until
-    the stream acks them. Each carries ``Nats-Msg-Id`` (a retry is stored
-    once) and ``Nats-Expected-Last-Msg-Id`` = the previous record's id, so
-    the stream refuses a record whose predecessor went missing (say, in the
+    Records are published without waiting for their ack and kept until the
+    stream acks them. Each carries ``Nats-Msg-Id`` (a retry is stored once)
+    and ``Nats-Expected-Last-Msg-Id`` = the previous record's id, so the
+    stream refuses a record whose predecessor went missing (say, in the
     socket when the connection dropped) instead of storing beats out of
     order. When an ack fails or does not come within ``ack_timeout``,
     :meth:`run` sends every unacked record again, in order, one ack at a
     time. :meth:`hold_reason` tells the arbiter to hold beats while records
     pile up (``max_backlog``), so no beat is issued that cannot reach the
     stream.
+
+    A record is a plain publish whose reply subject is ``<inbox>.<token>``,
+    one token per send, on one inbox subscription of this publisher's: what
+    nats-py's ``publish_async`` puts on the wire, without its per-publish
+    future, semaphore, random token and stdlib-JSON ack (the beat's hot path).
+    An ack for a send that was superseded by a resend is ignored.
     """
 
     def __init__(
@@ -118,6 +138,15 @@ class BeatPublisher:
         self._resending = False
         self._trouble = anyio.Event()
         self._acks = anyio.Event()
+        #: Sends waiting for their ack, by token.
+        self._sent: dict[str, _Pending] = {}
+        self._sends = 0
+        self._inbox = ""
+        self._sub: Subscription | None = None
+        self._decode_ack = msgspec.json.Decoder(_PubAck).decode
+        #: The record :meth:`_resend` waits for, and what tells it the ack came.
+        self._awaited: _Pending | None = None
+        self._settled = anyio.Event()
 
     @property
     def backlog(self) -> int:
@@ -131,8 +160,20 @@ class BeatPublisher:
         return ""
 
     async def start(self, replicas: int = 1) -> None:
-        """Find the beat stream, or create it with ``replicas`` copies."""
+        """Find the beat stream, or create it with ``replicas`` copies; listen for acks."""
         self.stream = await ensure_stream(self.js, self.subjects, replicas=replicas)
+        await self._listen()
+
+    async def _listen(self) -> None:
+        if self._sub is None:
+            self._inbox = self.bus.new_inbox() + "."
+            self._sub = await self.bus.subscribe(self._inbox + "*", self._on_ack)
+
+    async def stop(self) -> None:
+        """Stop listening for acks (the connection's close does it too)."""
+        if self._sub is not None:
+            sub, self._sub = self._sub, None
+            await sub.unsubscribe()
 
     async def __call__(self, record: BeatRecord) -> None:
         msg_id = f"{self.run_id}.{record.beat}"
@@ -143,34 +184,67 @@ class BeatPublisher:
         if self.trace is not None and self.trace.trace_id == record.trace_id:
             headers[HDR_TRACEPARENT] = self.trace.root_traceparent
         entry = self._pending[record.beat] = _Pending(
-            record.beat, self.codec.encode(record), headers
+            record.beat, self.codec.encode_record(record), headers
         )
         if not self._resending:  # else the resend loop sends it, in order
             await self._send(entry)
 
     async def _send(self, entry: _Pending) -> None:
+        if self._sub is None:
+            await self._listen()
         entry.sent = time.monotonic()
+        # A new token per send: the ack of a send superseded by this one is ignored.
+        self._sent.pop(entry.token, None)
+        self._sends += 1
+        token = entry.token = str(self._sends)
+        self._sent[token] = entry
         try:
-            entry.future = await self.js.publish_async(
-                self.subjects.beat, entry.data, headers=entry.headers
+            await self.bus.publish(
+                self.subjects.beat, entry.data, reply=self._inbox + token, headers=entry.headers
             )
         except Exception as exc:
-            self._failed(entry, exc)
-            return
-        entry.future.add_done_callback(functools.partial(self._acked, entry))
+            self._sent.pop(token, None)
+            self._settle(entry, str(exc) or type(exc).__name__)
 
-    def _acked(self, entry: _Pending, future: asyncio.Future[Any]) -> None:
-        if future.cancelled():
-            return  # superseded by a resend
-        exc = future.exception()
-        if exc is not None:
-            self._failed(entry, exc)
+    async def _on_ack(self, msg: BusMessage) -> None:
+        entry = self._sent.pop(msg.subject[len(self._inbox) :], None)
+        if entry is None:
+            return  # superseded by a resend, or not ours
+        data = msg.data
+        if not data:
+            status = header(msg, "Status")
+            if status == "503":
+                self._settle(entry, "nats: no response from stream")
+            else:
+                self._settle(entry, f"empty ack (status {status or '-'})")
+            return
+        try:
+            ack = self._decode_ack(data)
+        except msgspec.DecodeError as exc:
+            self._settle(entry, f"malformed ack: {exc}")
+            return
+        error = ack.error
+        if error is not None:
+            self._settle(
+                entry,
+                f"nats: APIError: code={error.code} err_code={error.err_code} "
+                f"description='{error.description}'",
+            )
+        else:
+            self._settle(entry, "")
+
+    def _settle(self, entry: _Pending, error: str) -> None:
+        """The latest send of ``entry`` is acked ("") or failed (``error``)."""
+        if error:
+            self._failed(entry, error)
         elif self._pending.get(entry.beat) is entry:
             del self._pending[entry.beat]
             self.published += 1
             self._acks.set()
+        if entry is self._awaited:
+            self._settled.set()
 
-    def _failed(self, entry: _Pending, exc: BaseException) -> None:
+    def _failed(self, entry: _Pending, error: str) -> None:
         self.failed += 1
         if self.failed == 1 or self.failed % 1000 == 0:
             log.warning(
@@ -178,7 +252,7 @@ class BeatPublisher:
                 entry.beat,
                 self.stream,
                 self.failed,
-                exc or type(exc).__name__,
+                error,
             )
         self._trouble.set()
 
@@ -201,19 +275,18 @@ class BeatPublisher:
         try:
             while self._pending and self.bus.connected:
                 entry = next(iter(self._pending.values()))
-                if entry.future is not None and not entry.future.done():
-                    entry.future.cancel()
                 self.resent += 1
+                self._awaited, self._settled = entry, anyio.Event()
                 await self._send(entry)
-                if entry.future is None:
-                    return
-                with anyio.move_on_after(self.ack_timeout):
-                    await asyncio.wait({entry.future})
+                if not self._settled.is_set():
+                    with anyio.move_on_after(self.ack_timeout):
+                        await self._settled.wait()
                 if self._pending.get(entry.beat) is entry:
                     return  # not acked: the next round tries again
             if not self._pending:
                 log.info("beat stream caught up: %d records sent again", self.resent)
         finally:
+            self._awaited = None
             self._resending = False
 
     async def flush(self, timeout: float = 10.0) -> None:
