@@ -21,12 +21,12 @@ subject, never fatal. Error replies are *failed*.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Mapping
 from typing import Literal
 
-import anyio
 import msgspec
 
 from venom.daemon.breakerlog import BreakerLog
@@ -82,6 +82,12 @@ class _LooseBatch(msgspec.Struct):
     replies: dict[str, msgspec.Raw] = {}
 
 
+def _release(waiter: asyncio.Future[None] | None) -> None:
+    """Wake :meth:`Gather.wait` (once: the last reply and the deadline may both come)."""
+    if waiter is not None and not waiter.done():
+        waiter.set_result(None)
+
+
 class Gather:
     """Collects plugin replies per beat on one reply subscription."""
 
@@ -119,7 +125,10 @@ class Gather:
         self._late: dict[str, int] = {}
         self._failed: dict[str, str] = {}
         self._rejected: dict[str, str] = {}
-        self._done = anyio.Event()
+        #: Every expected reply of the open beat is in.
+        self._all_in = False
+        #: What :meth:`wait` sleeps on: resolved by the last expected reply or the deadline.
+        self._waiter: asyncio.Future[None] | None = None
         self._live_seen: frozenset[str] | None = None
         self._expected_cache: frozenset[str] = frozenset()
         self._down_changed = False
@@ -170,17 +179,26 @@ class Gather:
         self._latency = {}
         self._failed = {}
         self._rejected = {}
-        self._done = anyio.Event()
-        if not expected:
-            self._done.set()
+        self._all_in = not expected
 
     async def wait(self, timeout: float) -> bool:
-        """Wait until every expected reply is in (True) or ``timeout`` passes (False)."""
-        if self._done.is_set():
+        """Wait until every expected reply is in (True) or ``timeout`` passes (False).
+
+        One future and one timer per beat (a cancel scope and an event cost
+        several times that on the beat's path); cancelling the waiting task
+        cancels the wait.
+        """
+        if self._all_in:
             return True
-        with anyio.move_on_after(max(0.0, timeout)):
-            await self._done.wait()
-        return self._done.is_set()
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_later(max(0.0, timeout), _release, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+        return self._all_in
 
     def close(self) -> tuple[GatherReport, dict[str, Reply]]:
         """Stop gathering the open beat; return its report and its replies."""
@@ -202,7 +220,7 @@ class Gather:
         closed_by: Literal["all", "deadline", "none"]
         if not self._expected:
             closed_by = "none"
-        elif self._done.is_set():
+        elif self._all_in:
             closed_by = "all"
         else:
             closed_by = "deadline"
@@ -228,8 +246,9 @@ class Gather:
             self.breaker.back(name)
         if name in self._expected:
             self._waiting -= 1
-            if self._waiting <= 0:
-                self._done.set()
+            if self._waiting <= 0 and not self._all_in:
+                self._all_in = True
+                _release(self._waiter)
 
     async def _on_reply(self, msg: BusMessage) -> None:
         headers = msg.headers
