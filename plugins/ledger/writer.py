@@ -6,6 +6,12 @@ entry, or group commit: fsync once per ``group_ms`` window, then ack the
 whole window). A record redelivered after a crash has a sequence the log
 already holds: it is acked and skipped, so every beat is appended exactly
 once. The head (size, root, time) is published every ``head_interval``.
+
+Pulling: one long pull request of ``batch`` records is kept outstanding
+(:class:`_Puller`) and renewed when less than half of it is left, so the
+server pushes records as they are stored and the writer only collects what
+has arrived once per window: one pull request per ``batch / 2`` records
+instead of one (and its status reply) per fetch.
 """
 
 from __future__ import annotations
@@ -13,15 +19,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import anyio
 import msgspec
 from msgspec import Meta
 from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeout
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.api import DEFAULT_PREFIX, AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 from opentelemetry.trace import SpanKind, TracerProvider
 
@@ -45,6 +53,105 @@ class LedgerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     head_interval: Annotated[float, Meta(gt=0)] = 1.0
     durable: str = "venom-ledger"
     replicas: Annotated[int, Meta(ge=1, le=5)] = 1
+
+
+#: How long one pull request lasts (the server ends it with a 408 status).
+PULL_EXPIRES = 2.0
+_STATUS = "Status"
+_PENDING_MESSAGES = "Nats-Pending-Messages"
+
+
+def _stream_seq(reply: str) -> int:
+    """The stream sequence in a JetStream ack subject (what ``msg.metadata`` parses, only it)."""
+    tokens = reply.split(".")
+    if len(tokens) == 9:  # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>
+        return int(tokens[5])
+    return int(tokens[Msg.Ack.StreamSeq])  # with domain and account hash
+
+
+def _is_status(msg: Msg) -> bool:
+    headers = msg.headers
+    return headers is not None and _STATUS in headers
+
+
+class _Puller:
+    """Keeps one pull request on the durable consumer outstanding, renewed before it runs dry.
+
+    ``credit`` is what the requests sent may still deliver; a request ends
+    with its batch delivered or with a status (408 when it expires, with the
+    count it did not deliver). Requests die with the connection, so a
+    reconnect, or a request past its expiry with no word from the server,
+    clears the credit and a new one is sent.
+    """
+
+    def __init__(self, nc: Client, stream: str, durable: str, batch: int) -> None:
+        self.nc = nc
+        self.subject = f"{DEFAULT_PREFIX}.CONSUMER.MSG.NEXT.{stream}.{durable}"
+        self.batch = batch
+        self.request = msgspec.json.encode(
+            {"batch": batch, "expires": int(PULL_EXPIRES * 1_000_000_000)}
+        )
+        self.credit = 0
+        self.until = 0.0
+        self.reconnects = self._reconnects()
+        self.inbox = nc.new_inbox()
+        self.sub: Subscription | None = None
+
+    def _reconnects(self) -> int:
+        return int(self.nc.stats["reconnects"])
+
+    async def start(self) -> None:
+        self.sub = await self.nc.subscribe(self.inbox)
+
+    async def top_up(self) -> None:
+        """Send a pull request unless the ones out there cover more than half a batch."""
+        now = time.monotonic()
+        reconnects = self._reconnects()
+        if reconnects != self.reconnects or now > self.until + 1.0:
+            self.reconnects = reconnects
+            self.credit = 0
+        if self.credit > self.batch // 2:
+            return
+        await self.nc.publish(self.subject, self.request, reply=self.inbox)
+        self.credit += self.batch
+        self.until = now + PULL_EXPIRES
+
+    async def first(self, timeout: float) -> Msg | None:
+        """The next message (a record or a status) within ``timeout``, else None."""
+        assert self.sub is not None
+        try:
+            return await self.sub.next_msg(timeout=timeout)
+        except NatsTimeout:
+            return None
+
+    def arrived(self) -> list[Msg]:
+        """Every message already received, without waiting."""
+        assert self.sub is not None
+        # nats-py's own fetch drains its pull inbox the same way.
+        queue = self.sub._pending_queue
+        msgs: list[Msg] = []
+        while not queue.empty():
+            msg = queue.get_nowait()
+            queue.task_done()
+            self.sub._pending_size -= len(msg.data)
+            msgs.append(msg)
+        return msgs
+
+    def status(self, msg: Msg) -> str | None:
+        """None for a record; for a status message (a request ended), account for it."""
+        headers = msg.headers
+        status = headers.get(_STATUS) if headers else None
+        if status is None:
+            self.credit = max(0, self.credit - 1)
+            return None
+        if status != "100":  # 100: a heartbeat; anything else ends a request
+            left = headers.get(_PENDING_MESSAGES) if headers else None
+            self.credit = max(0, self.credit - int(left)) if left and left.isdigit() else 0
+        return status
+
+    async def stop(self) -> None:
+        if self.sub is not None:
+            await self.sub.unsubscribe()
 
 
 class LedgerWriter:
@@ -116,49 +223,56 @@ class LedgerWriter:
             deliver_policy=DeliverPolicy.BY_START_SEQUENCE if self.last_seq else DeliverPolicy.ALL,
             opt_start_seq=self.last_seq + 1 if self.last_seq else None,
         )
-        sub = await js.pull_subscribe(
-            self.subjects.beat, durable=self.config.durable, stream=stream, config=config
-        )
+        await js.add_consumer(stream, config)
+        puller = _Puller(self.nc, stream, self.config.durable, self.config.batch)
+        await puller.start()
         window = self.config.group_ms / 1000 if self.config.fsync == "group" else 0.0
         try:
             while True:
-                pending: list[Any] = []
-                last: Any = None  # the last message of this round, taken or not
+                pending: list[Msg] = []
+                last: Msg | None = None  # the last record of this round, taken or not
                 deadline = time.monotonic() + window
-                while True:
-                    timeout = max(0.05, deadline - time.monotonic()) if pending else 0.5
-                    try:
-                        msgs = await sub.fetch(self.config.batch, timeout=timeout)
-                    except (NatsTimeout, TimeoutError):
-                        msgs = []
-                    except NatsError as exc:  # cut off from the server: it reconnects
-                        self._cut_off(exc)
-                        await anyio.sleep(0.25)
-                        msgs = []
-                    for msg in msgs:
+                try:
+                    await puller.top_up()
+                    first = await puller.first(0.5)
+                    if first is not None and not _is_status(first) and window:
+                        # Group commit: let the window fill, then take what came.
+                        await anyio.sleep(max(0.0, deadline - time.monotonic()))
+                    msgs = [first, *puller.arrived()] if first is not None else []
+                except NatsError as exc:  # cut off from the server: it reconnects
+                    self._cut_off(exc)
+                    await anyio.sleep(0.25)
+                    msgs = []
+                trouble = None
+                for msg in msgs:
+                    status = puller.status(msg)
+                    if status is None:
                         if self._take(msg):
                             pending.append(msg)
                         last = msg
-                    if self.config.fsync == "always" and pending:
-                        break
-                    if not msgs or time.monotonic() >= deadline:
-                        break
+                    elif status not in ("100", "404", "408"):
+                        why = (msg.headers or {}).get("Description", "")
+                        trouble = f"pull request ended: {status} {why}"
                 if pending:
                     # Durable first (off the event loop: a slow disk must not hold
                     # the ledger's pulse replies) ...
                     await anyio.to_thread.run_sync(self.store.sync)
                 if last is not None:
                     await self._ack(last)  # ... then acked, all of them with the last
-                if not pending and not self.caught_up.is_set():
+                if trouble is not None:  # e.g. the consumer is gone: as if cut off
+                    self._cut_off(NatsError(trouble))
+                    await anyio.sleep(0.25)
+                if not pending and not self.caught_up.is_set() and not msgs:
                     self.caught_up.set()
                 await self._housekeeping()
                 if self._stopping and not pending:
                     break
         finally:
             with anyio.CancelScope(shield=True):
-                await sub.unsubscribe()
+                with contextlib.suppress(NatsError):
+                    await puller.stop()
 
-    async def _ack(self, msg: Any) -> None:
+    async def _ack(self, msg: Msg) -> None:
         """Ack ``msg``; if the connection is down the stream redelivers it, and it is skipped."""
         try:
             await msg.ack()
@@ -170,9 +284,9 @@ class LedgerWriter:
         if self.disconnects == 1 or self.disconnects % 100 == 0:
             log.warning("beat stream unreachable (%s); waiting for the connection", exc)
 
-    def _take(self, msg: Any) -> bool:
+    def _take(self, msg: Msg) -> bool:
         """Append ``msg`` if new; False for a duplicate or a record we cannot read."""
-        seq = int(msg.metadata.sequence.stream)
+        seq = _stream_seq(msg.reply)
         if seq <= self.last_seq:
             self.duplicates += 1
             return False

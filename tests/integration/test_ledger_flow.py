@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -72,6 +73,12 @@ async def test_every_beat_once_with_its_trace_id_and_catch_up(tmp_path: Path) ->
         assert pub.published == 1000
         # ... then starts, catches up, and stays in step for 200 more.
         pbus = await NatsBus.connect(url)
+        pulls: list[bytes] = []
+
+        async def on_pull(msg: Any) -> None:
+            pulls.append(msg.data)
+
+        await pbus.nc.subscribe("$JS.API.CONSUMER.MSG.NEXT.FLOW_BEATS.>", cb=on_pull)
         try:
             ledger = ledger_plugin(pbus, directory, "flow")
             async with PluginHost([ledger], pbus, subjects=Subjects("flow")):
@@ -96,6 +103,10 @@ async def test_every_beat_once_with_its_trace_id_and_catch_up(tmp_path: Path) ->
             await pbus.close()
     finally:
         server.stop()
+    # One long pull request outstanding, not one per fetch (each costs the
+    # ledger and the server a request and a status reply): 1,200 records
+    # in batches of 256, plus a request every 2 s while idle.
+    assert len(pulls) <= 30, len(pulls)
     report = verify_ledger(directory)
     assert report.ok, report.problem
     assert report.entries == 1200
@@ -104,6 +115,41 @@ async def test_every_beat_once_with_its_trace_id_and_catch_up(tmp_path: Path) ->
     assert [r.beat for r in beats] == list(range(1, 1001)) + list(range(1, 201))
     assert [r.trace_id for r in beats[:1000]] == [traces[b] for b in range(1, 1001)]
     assert [r.trace_id for r in beats[1000:]] == [more[b] for b in range(1, 201)]
+
+
+@pytest.mark.anyio
+async def test_the_server_restarts_under_the_ledger(tmp_path: Path) -> None:
+    server = NatsServerProcess(tmp_path / "nats")
+    url = server.start()
+    directory = tmp_path / "ledger"
+    try:
+        pbus = await NatsBus.connect(url)
+        try:
+            ledger = ledger_plugin(pbus, directory, "restart")
+            async with PluginHost([ledger], pbus, subjects=Subjects("restart")):
+                assert ledger.store is not None
+                await run_beats(url, "restart", 150, {}, [])
+                with anyio.fail_after(20):
+                    while ledger.store.size < 150:
+                        await anyio.sleep(0.01)
+                # The pull request out there dies with the server; a new one follows.
+                server.restart()
+                with anyio.fail_after(30):
+                    while pbus.nc.stats["reconnects"] < 1 or not pbus.nc.is_connected:
+                        await anyio.sleep(0.05)
+                await run_beats(url, "restart", 150, {}, [])
+                with anyio.fail_after(20):
+                    while ledger.store.size < 300:
+                        await anyio.sleep(0.01)
+        finally:
+            await pbus.close()
+    finally:
+        server.stop()
+    report = verify_ledger(directory)
+    assert report.ok, report.problem
+    store = LedgerStore(directory, readonly=True)
+    beats = [parse_entry(store.read(i)).record.beat for i in range(store.size)]
+    assert beats == list(range(1, 151)) * 2
 
 
 @pytest.mark.anyio
