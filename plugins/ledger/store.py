@@ -9,10 +9,19 @@ Layout of ``<dir>/``::
     checkpoint     {"size", "root", "time"} JSON, replaced atomically
 
 All integers are little-endian. A frame's payload is the entry's bytes (see
-:mod:`venom.plugins.ledger.entry`). On open, a torn tail (a frame cut short
-or failing its CRC after the last complete one) is truncated and the index
-and tree files are made to match the log. fsync errors are fatal
-(:class:`LedgerError`): a ledger that cannot make entries durable stops.
+:mod:`venom.plugins.ledger.entry`).
+
+Durability: the log is the truth. :meth:`LedgerStore.sync` (each group
+commit) fsyncs ``entries.log`` only; the index and the tree files are
+derived from it, written through at every sync but fsynced only by
+:meth:`LedgerStore.checkpoint`, before the checkpoint that names their size.
+So after a crash they are trusted up to the checkpoint's size and no
+further: on open, index entries and subtree hashes past it are recomputed
+from the log (a file tail past it may be short or garbage). A torn log tail
+(a frame cut short or failing its CRC after the last complete one) is
+truncated, and the index and tree files are rewritten to match the log.
+fsync errors are fatal (:class:`LedgerError`): a ledger that cannot make
+entries durable stops.
 """
 
 from __future__ import annotations
@@ -86,30 +95,47 @@ class LedgerStore:
             for h in range(len(self.tree.levels))
         ]
         self._pending = 0
+        self._derived_dirty = False
 
     # -- recovery -------------------------------------------------------
 
     def _tree_path(self, level: int) -> Path:
         return self.directory / f"tree.{level}"
 
+    def _durable_size(self) -> int:
+        """Entries the index and tree files are known to hold on disk: the checkpoint's size.
+
+        They are fsynced just before each checkpoint is written and only then,
+        so past that size they may be short, or hold garbage after a crash.
+        """
+        try:
+            doc = self.read_checkpoint()
+        except LedgerCorrupt:
+            return 0
+        size = doc.get("size") if doc is not None else None
+        return size if isinstance(size, int) and size > 0 else 0
+
     def _recover(self) -> None:
         """Read the index, validate the log's tail, rebuild what does not match."""
         log_size = self.log_path.stat().st_size if self.log_path.exists() else 0
+        durable = self._durable_size()
         offsets: list[int] = []
-        if self.idx_path.exists():
-            raw = self.idx_path.read_bytes()
+        if self.idx_path.exists() and durable:
+            with open(self.idx_path, "rb") as f:
+                raw = f.read(durable * OFFSET.size)
             offsets = [o for (o,) in OFFSET.iter_unpack(raw[: len(raw) // 8 * 8])]
-        # Keep index entries whose frames are complete and intact; then scan on.
+        # Keep index entries whose frames are complete, intact and back to back;
+        # then scan the log on from there.
         with open(self.log_path, "rb" if self.readonly else "a+b") as log:
             valid: list[int] = []
+            pos = 0
             for off in offsets:
-                if self._frame_ok(log, off, log_size) is None:
+                if off != pos:
+                    break
+                end = self._frame_ok(log, off, log_size)
+                if end is None:
                     break
                 valid.append(off)
-            pos = 0
-            if valid:
-                end = self._frame_ok(log, valid[-1], log_size)
-                assert end is not None
                 pos = end
             while pos < log_size:
                 end = self._frame_ok(log, pos, log_size)
@@ -123,13 +149,14 @@ class LedgerStore:
                     log.truncate(pos)
                     _fsync(log.fileno(), str(self.log_path))
         self.offsets = valid
+        trusted = min(durable, len(valid))
         if self.readonly:
-            self._load_tree(len(valid))
+            self._load_tree(len(valid), trusted)
             return
         with open(self.idx_path, "wb") as idx:
             idx.write(b"".join(OFFSET.pack(o) for o in valid))
             _fsync(idx.fileno(), str(self.idx_path))
-        self._load_tree(len(valid))
+        self._load_tree(len(valid), trusted)
 
     @staticmethod
     def _frame_ok(log: BinaryIO, offset: int, log_size: int) -> int | None:
@@ -146,23 +173,30 @@ class LedgerStore:
             return None
         return end
 
-    def _load_tree(self, size: int) -> None:
-        """Load the stored level hashes; recompute from the log what is missing."""
+    def _load_tree(self, size: int, trusted: int) -> None:
+        """Load the stored level hashes of the first ``trusted`` entries; the rest from the log."""
         levels: list[list[bytes]] = []
         h = 0
-        while (size >> h) > 0:
+        while (trusted >> h) > 0:
             path = self._tree_path(h)
-            want = size >> h
-            data = path.read_bytes() if path.exists() else b""
-            have = min(len(data) // HASH_LEN, want)
+            want = trusted >> h
+            data = b""
+            if path.exists():
+                with open(path, "rb") as f:
+                    data = f.read(want * HASH_LEN)
+            have = len(data) // HASH_LEN
             levels.append([data[i * HASH_LEN : (i + 1) * HASH_LEN] for i in range(have)])
             h += 1
-        if not levels or len(levels[0]) < size:
-            # Leaf hashes missing (first open after a crash, or lost file): from the log.
-            leaves = levels[0] if levels else []
-            for i in range(len(leaves), size):
-                leaves.append(self.tree.leaf_hash(self.read(i, _offsets=self.offsets)))
-            levels = [leaves]
+        # Leaf hashes past what is stored for sure (entries after the last
+        # checkpoint, or a lost file): recomputed from the log, never read.
+        leaves = levels[0] if levels else []
+        if len(leaves) < size:
+            with open(self.log_path, "rb") as log:  # frames checked by _recover
+                for i in range(len(leaves), size):
+                    log.seek(self.offsets[i])
+                    length, _ = FRAME.unpack(log.read(FRAME.size))
+                    leaves.append(self.tree.leaf_hash(log.read(length)))
+        levels = [leaves, *levels[1:]]
         tree = MerkleTree(self.hash_fn)
         for leaf in levels[0]:
             tree.append_leaf_hash(leaf)
@@ -211,20 +245,32 @@ class LedgerStore:
         return index
 
     def sync(self) -> None:
-        """Make every appended entry durable (fsync log, index, tree files)."""
+        """Make every appended entry durable: fsync the log (only: see the module doc).
+
+        The index and tree files are written through (readers see them) but
+        fsynced by :meth:`checkpoint`; until then a crash may cut them, and
+        the next open rebuilds them from the log.
+        """
         if not self._pending:
             return
         for f in (self._log, self._idx, *self._tree_files):
             f.flush()
         _fsync(self._log.fileno(), str(self.log_path))
-        _fsync(self._idx.fileno(), str(self.idx_path))
-        for f in self._tree_files:
-            _fsync(f.fileno(), f.name)
         self._pending = 0
+        self._derived_dirty = True
 
     def checkpoint(self) -> dict[str, object]:
-        """Write {size, root, time} atomically: tmp, fsync, rename, fsync dir."""
+        """Write {size, root, time} atomically: tmp, fsync, rename, fsync dir.
+
+        The log, the index and the tree files are fsynced first: the
+        checkpoint's size is what recovery trusts them for.
+        """
         self.sync()
+        if self._derived_dirty:
+            _fsync(self._idx.fileno(), str(self.idx_path))
+            for tree_file in self._tree_files:
+                _fsync(tree_file.fileno(), tree_file.name)
+            self._derived_dirty = False
         doc = {"size": self.size, "root": self.tree.root().hex(), "time": time.time()}
         tmp = self.checkpoint_path.with_suffix(".tmp")
         with open(tmp, "w") as f:

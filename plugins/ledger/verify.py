@@ -4,9 +4,11 @@ Reads ``entries.log`` front to back (not through the index), so damage
 anywhere is found (integrity, not schema: ``show`` and ``export`` decode
 records fully): a frame cut short or failing its CRC, an entry that is
 not a valid ledger entry, a broken hash chain, a stream sequence that does
-not increase, an index or stored subtree hash that disagrees with the log,
-and a checkpoint whose size or root does not match. The first problem is
-reported with the entry it is in.
+not increase, an index or stored subtree hash that disagrees with the log
+(up to the checkpoint's size: past it those files are not yet fsynced, and
+the store rebuilds them from the log on open), and a checkpoint whose size
+or root does not match. The first problem is reported with the entry it is
+in.
 """
 
 from __future__ import annotations
@@ -105,9 +107,12 @@ def verify_ledger(
     if progress is not None:
         progress(tree.size, total)
 
+    # The index and tree files are fsynced at each checkpoint: they must match
+    # the log up to its size; past it a crash may have left them short or torn.
+    vouched = _checkpoint_size(directory / "checkpoint")
     idx_path = directory / "entries.idx"
     if idx_path.exists():
-        raw = idx_path.read_bytes()
+        raw = idx_path.read_bytes()[: vouched * OFFSET.size]
         stored = [o for (o,) in OFFSET.iter_unpack(raw[: len(raw) // 8 * 8])]
         for k, (a, b) in enumerate(zip(stored, offsets, strict=False)):
             if a != b:
@@ -116,7 +121,7 @@ def verify_ledger(
         path = directory / f"tree.{h}"
         if not path.exists():
             continue
-        data = path.read_bytes()
+        data = path.read_bytes()[: (vouched >> h) * HASH_LEN]
         for k in range(min(len(data) // HASH_LEN, len(level))):
             if data[k * HASH_LEN : (k + 1) * HASH_LEN] != level[k]:
                 first = k << h
@@ -146,3 +151,12 @@ def verify_ledger(
         return report
     report.ok = True
     return report
+
+
+def _checkpoint_size(path: Path) -> int:
+    """The checkpoint's size, 0 without a readable one."""
+    try:
+        size = json.loads(path.read_text())["size"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+    return size if isinstance(size, int) and size > 0 else 0

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from venom.plugins.ledger.entry import GENESIS, make_entry
 from venom.plugins.ledger.merkle import root_of
 from venom.plugins.ledger.store import FRAME, LedgerStore
+from venom.plugins.ledger.verify import verify_ledger
 from venom.schemas import LedgerCorrupt, LedgerError
 
 
@@ -93,3 +95,119 @@ def test_fsync_failure_is_fatal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(LedgerError, match=r"fsync .* failed"):
         store.sync()
     store.close_files()
+
+
+def crashed_after_sync(tmp_path: Path, checkpointed: int, total: int) -> list[bytes]:
+    """A ledger checkpointed at ``checkpointed`` entries, synced at ``total``, then a crash."""
+    data: list[bytes] = []
+    store = LedgerStore(tmp_path)
+    prev = GENESIS
+    for i in range(total):
+        if i == checkpointed:
+            store.checkpoint()
+        data.append(make_entry(f'{{"beat":{i}}}'.encode(), prev, i + 1))
+        prev = store.tree.levels[0][store.append(data[-1])]
+    store.sync()  # durable: the log; the index and tree files are not fsynced
+    store.close_files()  # the crash: no checkpoint
+    return data
+
+
+def test_group_commit_fsyncs_the_log_only_and_checkpoints_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = LedgerStore(tmp_path)
+    synced: list[str] = []
+    real = os.fsync
+
+    def spy(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}").rsplit("/", 1)[-1])
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    for e in entries(9):
+        store.append(e)
+    store.sync()
+    assert synced == ["entries.log"]
+    store.sync()  # nothing new: nothing to do
+    assert synced == ["entries.log"]
+    synced.clear()
+    store.checkpoint()
+    assert synced[0] == "entries.idx"
+    assert {f"tree.{h}" for h in range(4)} <= set(synced)
+    assert "checkpoint.tmp" in synced
+    store.close_files()
+
+
+@pytest.mark.parametrize("damage", ["short", "garbage", "zeros", "missing"])
+def test_index_and_tree_past_the_checkpoint_are_rebuilt_from_the_log(
+    tmp_path: Path, damage: str
+) -> None:
+    data = crashed_after_sync(tmp_path, 20, 45)
+    idx = tmp_path / "entries.idx"
+    trees = sorted(tmp_path.glob("tree.*"))
+    assert len(trees) == 6  # 45 entries: levels 0..5
+    # What a crash may leave of files that were written but not fsynced.
+    for path, width in [(idx, 8), *((t, 32) for t in trees)]:
+        h = 0 if path == idx else int(path.suffix[1:])
+        keep = (20 >> h) * width  # what the checkpoint vouches for
+        raw = path.read_bytes()
+        tail = len(raw) - keep
+        if damage == "short":
+            path.write_bytes(raw[: keep + tail // 2])
+        elif damage == "garbage":
+            path.write_bytes(raw[:keep] + bytes((i * 37 + 11) % 256 for i in range(tail + 50)))
+        elif damage == "zeros":
+            path.write_bytes(raw[:keep] + bytes(tail))
+        elif h > 0 or path == idx:
+            path.unlink()
+    for readonly in (True, False):
+        with LedgerStore(tmp_path, readonly=readonly) as store:
+            assert store.size == 45
+            assert store.tree.root() == root_of(data)
+            assert [store.read(i) for i in range(45)] == data
+    again = LedgerStore(tmp_path)
+    assert again.tree.root() == root_of(data)
+    assert (tmp_path / "entries.idx").stat().st_size == 45 * 8
+    assert (tmp_path / "tree.0").stat().st_size == 45 * 32
+    again.close()
+
+
+def test_a_torn_log_tail_past_the_checkpoint_with_garbage_index(tmp_path: Path) -> None:
+    data = crashed_after_sync(tmp_path, 8, 30)
+    log = tmp_path / "entries.log"
+    with open(log, "ab") as f:
+        f.write(FRAME.pack(100, 0) + b"x" * 10)  # a frame the crash cut
+    with open(tmp_path / "entries.idx", "r+b") as f:
+        f.seek(8 * 8)
+        f.write(b"\xff" * 8 * 40)
+    with LedgerStore(tmp_path) as store:
+        assert store.size == 30
+        assert store.truncated_bytes == FRAME.size + 10
+        assert store.tree.root() == root_of(data)
+
+
+def test_no_checkpoint_means_nothing_but_the_log_is_trusted(tmp_path: Path) -> None:
+    data = entries(12)
+    store = LedgerStore(tmp_path)
+    for e in data:
+        store.append(e)
+    store.sync()
+    store.close_files()
+    (tmp_path / "tree.0").write_bytes(b"\x00" * 32 * 12)
+    (tmp_path / "entries.idx").write_bytes(b"\x00" * 8 * 12)
+    with LedgerStore(tmp_path) as again:
+        assert again.tree.root() == root_of(data)
+        assert again.read(11) == data[11]
+
+
+def test_verify_judges_index_and_tree_up_to_the_checkpoint(tmp_path: Path) -> None:
+    crashed_after_sync(tmp_path, 20, 45)
+    tree0 = tmp_path / "tree.0"
+    raw = tree0.read_bytes()
+    tree0.write_bytes(raw[: 20 * 32] + b"\xee" * 32 * 3)  # torn past the checkpoint
+    report = verify_ledger(tmp_path)
+    assert not report.ok
+    assert report.problem.startswith("checkpoint covers 20 entries but the log holds 45")
+    tree0.write_bytes(raw[: 19 * 32] + b"\xee" * 32)  # damage the checkpoint vouched for
+    report = verify_ledger(tmp_path)
+    assert report.problem.startswith("stored subtree hash 19 of level 0"), report.problem
