@@ -234,13 +234,18 @@ class LedgerStore:
         self._idx.write(OFFSET.pack(offset))
         self.offsets.append(offset)
         index = self.tree.append(entry)
-        for h in range(len(self.tree.levels)):
-            if h == len(self._tree_files):
-                self._tree_files.append(open(self._tree_path(h), "ab"))  # noqa: SIM115
-            written = (self._tree_files[h].tell()) // HASH_LEN
-            level = self.tree.levels[h]
-            if written < len(level):
-                self._tree_files[h].write(b"".join(level[written:]))
+        # The files hold every level whole (recovery rewrites them so); the new
+        # leaf adds one hash to level 0 and one to each level whose subtree it
+        # completes: levels 1..t, t the number of trailing one bits of index.
+        levels, files = self.tree.levels, self._tree_files
+        files[0].write(levels[0][-1])
+        h, i = 0, index
+        while i & 1:
+            h += 1
+            i >>= 1
+            if h == len(files):
+                files.append(open(self._tree_path(h), "ab"))  # noqa: SIM115
+            files[h].write(levels[h][-1])
         self._pending += 1
         return index
 

@@ -211,3 +211,17 @@ def test_verify_judges_index_and_tree_up_to_the_checkpoint(tmp_path: Path) -> No
     tree0.write_bytes(raw[: 19 * 32] + b"\xee" * 32)  # damage the checkpoint vouched for
     report = verify_ledger(tmp_path)
     assert report.problem.startswith("stored subtree hash 19 of level 0"), report.problem
+
+
+def test_tree_files_hold_every_level_as_appended(tmp_path: Path) -> None:
+    data = entries(129)
+    for n in (70, 71, 129):  # reopened each time; 128 opens a new level
+        store = LedgerStore(tmp_path)
+        for e in data[store.size : n]:
+            store.append(e)
+        store.sync()
+        assert len(store.tree.levels) == n.bit_length()
+        for h, level in enumerate(store.tree.levels):
+            assert (tmp_path / f"tree.{h}").read_bytes() == b"".join(level), (n, h)
+        assert store.tree.root() == root_of(data[:n])
+        store.close()
