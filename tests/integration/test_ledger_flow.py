@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import pytest
@@ -24,6 +24,7 @@ from venom.plugins.ledger.entry import parse_entry
 from venom.plugins.ledger.plugin import LedgerPlugin
 from venom.plugins.ledger.store import LedgerStore
 from venom.plugins.ledger.verify import verify_ledger
+from venom.plugins.ledger.writer import LedgerConfig
 from venom.plugins.sdk import PluginContext
 from venom.schemas import BeatRecord, Codec, LedgerHead, PluginError, Pulse, Subjects
 
@@ -118,14 +119,20 @@ async def test_every_beat_once_with_its_trace_id_and_catch_up(tmp_path: Path) ->
 
 
 @pytest.mark.anyio
-async def test_the_server_restarts_under_the_ledger(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fsync", ["group", "always"])
+async def test_the_server_restarts_under_the_ledger(
+    tmp_path: Path, fsync: Literal["group", "always"]
+) -> None:
     server = NatsServerProcess(tmp_path / "nats")
     url = server.start()
     directory = tmp_path / "ledger"
     try:
         pbus = await NatsBus.connect(url)
         try:
-            ledger = ledger_plugin(pbus, directory, "restart")
+            ledger = LedgerPlugin(
+                config=LedgerConfig(fsync=fsync),
+                context=PluginContext(state_dir=directory, subjects=Subjects("restart"), bus=pbus),
+            )
             async with PluginHost([ledger], pbus, subjects=Subjects("restart")):
                 assert ledger.store is not None
                 await run_beats(url, "restart", 150, {}, [])
