@@ -146,8 +146,11 @@ class BatchRunner(PulseRunner):
             replies[member.name] = reply
         if replies:
             await self._send(reply_to, pulse.beat, replies)
-        for member in self._after:
-            await member.after_reply(pulse)
+        if self._after:
+            # Let the connection write the batch out before the work after it.
+            await anyio.lowlevel.checkpoint()
+            for member in self._after:
+                await member.after_reply(pulse)
 
     @staticmethod
     def _would_be_late(member: PluginMember, deadline: float) -> bool:

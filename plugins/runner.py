@@ -14,6 +14,7 @@ import logging
 import time
 from typing import Any
 
+import anyio.lowlevel
 from opentelemetry.trace import TracerProvider
 
 from venom.daemon.bus import Bus, BusMessage, Subscription, error_headers
@@ -200,4 +201,5 @@ class PluginRunner(PulseRunner):
             except VenomError as exc:
                 self.problems.report("reply not sent", self.who, msg.reply, str(exc))
         if self.member.works_after:
+            await anyio.lowlevel.checkpoint()  # the reply goes out first
             await self.member.after_reply(pulse)

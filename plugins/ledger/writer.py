@@ -22,6 +22,7 @@ import time
 from typing import Annotated, Literal
 
 import anyio
+import anyio.lowlevel
 import msgspec
 from msgspec import Meta
 from nats.aio.client import Client
@@ -244,7 +245,11 @@ class LedgerWriter:
                     await anyio.sleep(0.25)
                     msgs = []
                 trouble = None
-                for msg in msgs:
+                for i, msg in enumerate(msgs):
+                    if i:
+                        # One record at a time: a pulse for plugins sharing this
+                        # process (and the ledger's own reply) gets in between.
+                        await anyio.lowlevel.checkpoint()
                     status = puller.status(msg)
                     if status is None:
                         if self._take(msg):
