@@ -67,7 +67,7 @@ def test_a_worker_that_fails_three_times_at_start_stops_the_daemon(tmp_path: Pat
     assert proc.returncode == 1, err[-3000:]
     last = err.strip().splitlines()[-1]
     assert last == (
-        f"venom: error: plugin process (kalman, {SPEC}) failed to start: "
+        f"venom: error: plugin process (kalman, {SPEC}, ledger) failed to start: "
         "no-device: /dev/venom-probe0 is not there (3 times in a row)"
     ), err[-3000:]
     assert "Traceback" not in err
