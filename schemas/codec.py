@@ -105,8 +105,12 @@ class Codec:
 
     def encode(self, msg: Any) -> bytes:
         """Encode ``msg`` as compact JSON; refuse NaN/inf with NonFiniteError."""
+        return self._encode_checked(msg, msg)
+
+    def _encode_checked(self, wire: Any, msg: Any) -> bytes:
+        """Encode ``wire`` (``msg``, or its wire form); NaN/inf in ``msg`` is refused."""
         try:
-            data = self._encoder.encode(msg)
+            data = self._encoder.encode(wire)
         except (TypeError, NotImplementedError, OverflowError) as exc:
             raise SchemaError(f"cannot encode {type(msg).__name__}: {exc}") from exc
         if b"null" in data:
@@ -132,14 +136,7 @@ class Codec:
             return self.encode(record)
         values = list(_record_values(record))
         values[_PULSE_AT] = self._pulse_data
-        wire = _RecordWire(*values)
-        try:
-            data = self._encoder.encode(wire)
-        except (TypeError, NotImplementedError, OverflowError) as exc:
-            raise SchemaError(f"cannot encode BeatRecord: {exc}") from exc
-        if b"null" in data:
-            self._refuse_non_finite(record)
-        return data
+        return self._encode_checked(_RecordWire(*values), record)
 
     def encode_canonical(self, msg: Any) -> bytes:
         """Encode with sorted keys and no whitespace (ledger entry bytes)."""

@@ -18,11 +18,17 @@ def entries(n: int) -> list[bytes]:
     return [f'{{"beat":{i},"pad":"{"x" * (i % 50)}"}}'.encode() for i in range(n)]
 
 
-def test_append_reopen_and_root(tmp_path: Path) -> None:
-    data = entries(37)
-    store = LedgerStore(tmp_path)
+def filled(directory: Path, data: list[bytes]) -> LedgerStore:
+    """A store in ``directory`` with ``data`` appended (not yet synced)."""
+    store = LedgerStore(directory)
     for e in data:
         store.append(e)
+    return store
+
+
+def test_append_reopen_and_root(tmp_path: Path) -> None:
+    data = entries(37)
+    store = filled(tmp_path, data)
     store.sync()
     assert store.tree.root() == root_of(data)
     store.close()
@@ -40,9 +46,7 @@ def test_append_reopen_and_root(tmp_path: Path) -> None:
 @pytest.mark.parametrize("cut", [1, FRAME.size - 1, FRAME.size + 3])
 def test_torn_tail_is_truncated(tmp_path: Path, cut: int) -> None:
     data = entries(10)
-    store = LedgerStore(tmp_path)
-    for e in data:
-        store.append(e)
+    store = filled(tmp_path, data)
     store.close()
     log = tmp_path / "entries.log"
     full = log.stat().st_size
@@ -59,9 +63,7 @@ def test_torn_tail_is_truncated(tmp_path: Path, cut: int) -> None:
 
 def test_a_flipped_byte_in_a_frame_is_caught_on_read(tmp_path: Path) -> None:
     data = entries(5)
-    store = LedgerStore(tmp_path)
-    for e in data:
-        store.append(e)
+    store = filled(tmp_path, data)
     store.close()
     log = tmp_path / "entries.log"
     raw = bytearray(log.read_bytes())
@@ -188,9 +190,7 @@ def test_a_torn_log_tail_past_the_checkpoint_with_garbage_index(tmp_path: Path) 
 
 def test_no_checkpoint_means_nothing_but_the_log_is_trusted(tmp_path: Path) -> None:
     data = entries(12)
-    store = LedgerStore(tmp_path)
-    for e in data:
-        store.append(e)
+    store = filled(tmp_path, data)
     store.sync()
     store.close_files()
     (tmp_path / "tree.0").write_bytes(b"\x00" * 32 * 12)
