@@ -9,6 +9,7 @@ import argparse
 import math
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from venom.daemon.config import LOG_LEVELS
 
@@ -70,7 +71,12 @@ def _common() -> argparse.ArgumentParser:
     return p
 
 
+# The subparsers action argparse returns from add_subparsers: a private type.
+Subparsers = Any
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The ``venom`` parser: the global options and one subcommand per command."""
     parser = argparse.ArgumentParser(
         prog="venom", description="Pulse-driven orchestration daemon on NATS."
     )
@@ -79,7 +85,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common = _common()
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_run(sub, common)
+    _add_status(sub, common)
+    _add_tail(sub, common)
+    _add_plugins(sub, common)
+    _add_plugin(sub, common)
+    _add_bench(sub, common)
+    _add_ledger(sub, common)
+    _add_schema(sub, common)
+    return parser
 
+
+def _add_run(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     run = sub.add_parser(
         "run", parents=[common], help="run the arbiter (and the configured plugins)"
     )
@@ -92,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--scenario", metavar="NAME|PATH", help="plant disturbance scenario")
     run.add_argument("--no-live", action="store_true", help="no live status line")
 
+
+def _add_status(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     status = sub.add_parser(
         "status", parents=[common], help="ask the running arbiter for its status"
     )
@@ -99,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="(default) JSON output")
     status.add_argument("--timeout", type=positive, default=2.0, metavar="S")
 
+
+def _add_tail(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     tail = sub.add_parser("tail", parents=[common], help="print messages on a subject live")
     _common_nats(tail)
     tail.add_argument("subject", nargs="?", help="subject (default <prefix>.decision)")
@@ -107,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--count", type=at_least(0), default=0, metavar="N", help="stop after N (0: never)"
     )
 
+
+def _add_plugins(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     plugins = sub.add_parser(
         "plugins", parents=[common], help="list the plugins discovery sees on the bus"
     )
@@ -114,15 +137,25 @@ def build_parser() -> argparse.ArgumentParser:
     plugins.add_argument("--json", action="store_true")
     plugins.add_argument("--timeout", type=positive, default=0.5, metavar="S")
 
+
+def _add_plugin(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     plugin = sub.add_parser("plugin", parents=[common], help="run or list plugins")
     psub = plugin.add_subparsers(dest="plugin_command", metavar="ACTION", required=True)
+    _add_plugin_run(psub, common)
+    plist = psub.add_parser("list", parents=[common], help="installed plugins (entry points)")
+    plist.add_argument("--json", action="store_true")
+    _add_plugin_new(psub, common)
+
+
+def _add_plugin_run(psub: Subparsers, common: argparse.ArgumentParser) -> None:
     prun = psub.add_parser("run", parents=[common], help="run plugins as their own process")
     prun.add_argument("names", nargs="+", metavar="NAME|module:Class")
     # Set by `venom run` for its plugin processes: stop when that process is gone.
     prun.add_argument("--watch-parent", type=int, default=0, help=argparse.SUPPRESS)
     _common_nats(prun)
-    plist = psub.add_parser("list", parents=[common], help="installed plugins (entry points)")
-    plist.add_argument("--json", action="store_true")
+
+
+def _add_plugin_new(psub: Subparsers, common: argparse.ArgumentParser) -> None:
     pnew = psub.add_parser("new", parents=[common], help="create a plugin package to start from")
     pnew.add_argument("name", metavar="NAME", help="plugin name: lowercase letters, digits, dashes")
     pnew.add_argument(
@@ -136,6 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pnew.add_argument("--force", action="store_true", help="overwrite an existing package")
 
+
+def _add_bench(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     bench = sub.add_parser(
         "bench", parents=[common], help="measure the beat loop against raw nats-py"
     )
@@ -151,6 +186,13 @@ def build_parser() -> argparse.ArgumentParser:
         "set on a scenario as `venom run` runs it, judged (detection, calm, temperature, "
         "model AUC, missing replies)",
     )
+    _add_bench_run_options(bench)
+    _add_bench_ledger_options(bench)
+    _add_bench_loop_startup_options(bench)
+
+
+def _add_bench_run_options(bench: argparse.ArgumentParser) -> None:
+    """The options of the benches that run plugins or the daemon: plugins, daemon, scenario."""
     bench.add_argument(
         "--beats",
         type=at_least(0),
@@ -171,6 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="daemon/scenario: fixed period in seconds (0: back-to-back; default T_Λ)",
     )
+
+
+def _add_bench_ledger_options(bench: argparse.ArgumentParser) -> None:
     bench.add_argument(
         "--entries", type=at_least(1), default=20000, help="ledger: records to append"
     )
@@ -181,6 +226,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=1_000_000,
         help="ledger: tree size for the proof timing",
     )
+
+
+def _add_bench_loop_startup_options(bench: argparse.ArgumentParser) -> None:
+    """The loop and startup benches' options, and --nats and --json, which all take."""
     bench.add_argument("--sizes", default="4,16,64", help="plugin counts, comma-separated")
     bench.add_argument(
         "--duration", type=positive, default=3.0, metavar="S", help="seconds per measurement"
@@ -197,14 +246,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--json", action="store_true")
 
+
+def _add_ledger(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     from venom.daemon.ledgercmd import add_ledger_parser
 
     add_ledger_parser(sub, common)
 
+
+def _add_schema(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     schema = sub.add_parser("schema", parents=[common], help="message schemas")
     ssub = schema.add_subparsers(dest="schema_command", metavar="ACTION", required=True)
     sexp = ssub.add_parser(
         "export", parents=[common], help="write a JSON Schema per message into DIR"
     )
     sexp.add_argument("dir", type=Path, metavar="DIR")
-    return parser
