@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -55,103 +56,140 @@ def run_ledger_command(args: argparse.Namespace, state_dir: Path) -> int:
     """Run one ``venom ledger`` action; LedgerError on damage or bad input."""
     directory = state_dir / "plugins" / "ledger"
     cmd = args.ledger_command
-    if cmd == "check-proof":
-        return _check_proof(args.file)
-    if cmd == "verify":
-        return _verify(directory, args.json)
+    file_action = _FILE_ACTIONS.get(cmd)
+    if file_action is not None:
+        return file_action(args, directory)
     store = LedgerStore(directory, readonly=True)
-    if cmd == "head":
-        cp = store.read_checkpoint()
-        doc = {
-            "size": store.size,
-            "root": store.tree.root().hex(),
-            "hash": HASH_NAME,
-            "checkpoint": cp,
+    store_action = _STORE_ACTIONS.get(cmd)
+    if store_action is None:
+        raise LedgerError(f"unknown ledger action {cmd!r}")
+    return store_action(args, store)
+
+
+def _print_json(doc: object) -> None:
+    print(json.dumps(doc, indent=2))
+
+
+def _head(args: argparse.Namespace, store: LedgerStore) -> int:
+    """``venom ledger head``: size, root and checkpoint."""
+    cp = store.read_checkpoint()
+    doc = {
+        "size": store.size,
+        "root": store.tree.root().hex(),
+        "hash": HASH_NAME,
+        "checkpoint": cp,
+    }
+    if args.json:
+        _print_json(doc)
+    else:
+        print(f"size {doc['size']}\nroot {doc['root']}\nhash {HASH_NAME}")
+        if cp:
+            print(f"checkpoint size {cp.get('size')} root {cp.get('root')}")
+    return 0
+
+
+def _show(args: argparse.Namespace, store: LedgerStore) -> int:
+    """``venom ledger show N``: entry N decoded, with its trace id."""
+    entry = parse_entry(store.read(args.index), args.index)
+    rec = msgspec.to_builtins(entry.record)
+    _print_json(
+        {
+            "index": args.index,
+            "hash": store.tree.levels[0][args.index].hex(),
+            "trace_id": entry.record.trace_id,
+            "span_id": entry.record.span_id,
+            "prev": entry.prev,
+            "seq": entry.seq,
+            "record": rec,
         }
-        if args.json:
-            print(json.dumps(doc, indent=2))
-        else:
-            print(f"size {doc['size']}\nroot {doc['root']}\nhash {HASH_NAME}")
-            if cp:
-                print(f"checkpoint size {cp.get('size')} root {cp.get('root')}")
-        return 0
-    if cmd == "show":
-        entry = parse_entry(store.read(args.index), args.index)
-        rec = msgspec.to_builtins(entry.record)
-        print(
+    )
+    return 0
+
+
+def _prove(args: argparse.Namespace, store: LedgerStore) -> int:
+    """``venom ledger prove N``: the inclusion proof of entry N."""
+    size = store.size if args.size is None else args.size
+    try:
+        proof = store.tree.inclusion_proof(args.index, size)
+    except ValueError as exc:
+        raise LedgerError(str(exc)) from exc
+    _print_json(
+        {
+            "type": "inclusion",
+            "hash": HASH_NAME,
+            "index": args.index,
+            "size": size,
+            "leaf_hash": store.tree.levels[0][args.index].hex(),
+            "root": store.tree.root(size).hex(),
+            "proof": [p.hex() for p in proof],
+        }
+    )
+    return 0
+
+
+def _consistency(args: argparse.Namespace, store: LedgerStore) -> int:
+    """``venom ledger consistency A B``: the consistency proof between sizes A and B."""
+    try:
+        proof = store.tree.consistency_proof(args.old, args.new)
+        old_root, new_root = store.tree.root(args.old), store.tree.root(args.new)
+    except ValueError as exc:
+        raise LedgerError(str(exc)) from exc
+    _print_json(
+        {
+            "type": "consistency",
+            "hash": HASH_NAME,
+            "old_size": args.old,
+            "new_size": args.new,
+            "old_root": old_root.hex(),
+            "new_root": new_root.hex(),
+            "proof": [p.hex() for p in proof],
+        }
+    )
+    return 0
+
+
+def _export(args: argparse.Namespace, store: LedgerStore) -> int:
+    """``venom ledger export``: every entry as a JSON line {index, hash, record}."""
+    out = sys.stdout
+    for i in range(store.size):
+        entry = parse_entry(store.read(i), i)
+        out.write(
             json.dumps(
                 {
-                    "index": args.index,
-                    "hash": store.tree.levels[0][args.index].hex(),
-                    "trace_id": entry.record.trace_id,
-                    "span_id": entry.record.span_id,
-                    "prev": entry.prev,
-                    "seq": entry.seq,
-                    "record": rec,
+                    "index": i,
+                    "hash": store.tree.levels[0][i].hex(),
+                    "record": msgspec.to_builtins(entry.record),
                 },
-                indent=2,
+                separators=(",", ":"),
             )
+            + "\n"
         )
-        return 0
-    if cmd == "prove":
-        size = store.size if args.size is None else args.size
-        try:
-            proof = store.tree.inclusion_proof(args.index, size)
-        except ValueError as exc:
-            raise LedgerError(str(exc)) from exc
-        print(
-            json.dumps(
-                {
-                    "type": "inclusion",
-                    "hash": HASH_NAME,
-                    "index": args.index,
-                    "size": size,
-                    "leaf_hash": store.tree.levels[0][args.index].hex(),
-                    "root": store.tree.root(size).hex(),
-                    "proof": [p.hex() for p in proof],
-                },
-                indent=2,
-            )
-        )
-        return 0
-    if cmd == "consistency":
-        try:
-            proof = store.tree.consistency_proof(args.old, args.new)
-            old_root, new_root = store.tree.root(args.old), store.tree.root(args.new)
-        except ValueError as exc:
-            raise LedgerError(str(exc)) from exc
-        print(
-            json.dumps(
-                {
-                    "type": "consistency",
-                    "hash": HASH_NAME,
-                    "old_size": args.old,
-                    "new_size": args.new,
-                    "old_root": old_root.hex(),
-                    "new_root": new_root.hex(),
-                    "proof": [p.hex() for p in proof],
-                },
-                indent=2,
-            )
-        )
-        return 0
-    if cmd == "export":
-        out = sys.stdout
-        for i in range(store.size):
-            entry = parse_entry(store.read(i), i)
-            out.write(
-                json.dumps(
-                    {
-                        "index": i,
-                        "hash": store.tree.levels[0][i].hex(),
-                        "record": msgspec.to_builtins(entry.record),
-                    },
-                    separators=(",", ":"),
-                )
-                + "\n"
-            )
-        return 0
-    raise LedgerError(f"unknown ledger action {cmd!r}")
+    return 0
+
+
+def _run_check_proof(args: argparse.Namespace, directory: Path) -> int:
+    """``venom ledger check-proof FILE``: needs no ledger."""
+    return _check_proof(args.file)
+
+
+def _run_verify(args: argparse.Namespace, directory: Path) -> int:
+    """``venom ledger verify``: reads the files itself, not through a store."""
+    return _verify(directory, args.json)
+
+
+# The actions that read the ledger's directory (or nothing) themselves, and
+# those that read it through a read-only store, opened before they run.
+_FILE_ACTIONS: dict[str, Callable[[argparse.Namespace, Path], int]] = {
+    "check-proof": _run_check_proof,
+    "verify": _run_verify,
+}
+_STORE_ACTIONS: dict[str, Callable[[argparse.Namespace, LedgerStore], int]] = {
+    "head": _head,
+    "show": _show,
+    "prove": _prove,
+    "consistency": _consistency,
+    "export": _export,
+}
 
 
 def _verify(directory: Path, as_json: bool) -> int:
