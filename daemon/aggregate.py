@@ -41,10 +41,43 @@ def aggregate(
 
     ``ml_weight`` (set at run time on the mesh) overrides the model's own.
     """
-    e_threat = model_threat = stability = urgency = gain = None
-    model_weight = None
     verdicts: dict[str, GuardVerdict] = {}
     context: dict[str, float] = {}
+    e_threat, model_threat, stability, urgency, gain, model_weight = _sort_replies(
+        replies, verdicts, context, on_telemetry
+    )
+    inputs = DecisionInputs(
+        beat=beat,
+        e_threat=e_threat,
+        model_threat=model_threat,
+        stability=stability,
+        urgency=urgency,
+        gain=gain,
+        verdicts=verdicts,
+        required_guards=required_guards,
+        missing=missing,
+        weights=weights,
+        t_obs=t_obs,
+        ml_weight=ml_weight if ml_weight is not None else model_weight,
+    )
+    return inputs, context
+
+
+_Scores = tuple[float | None, float | None, float | None, float | None, float | None, float | None]
+
+
+def _sort_replies(
+    replies: Mapping[str, Reply],
+    verdicts: dict[str, GuardVerdict],
+    context: dict[str, float],
+    on_telemetry: Callable[[Telemetry], None] | None,
+) -> _Scores:
+    """Sort each reply by its type: guard verdicts into ``verdicts``, every
+    number into ``context``, telemetry to ``on_telemetry``. Returns the
+    E threat, the model's threat, stability (B), urgency (R), gain (O) and
+    the model's ML weight, None for each that did not come."""
+    e_threat = model_threat = stability = urgency = gain = None
+    model_weight = None
     for name, reply in replies.items():
         match reply:
             case CoreReply(core=core, score=score, details=details):
@@ -72,21 +105,7 @@ def aggregate(
             case Telemetry():
                 if on_telemetry is not None:
                     on_telemetry(reply)
-    inputs = DecisionInputs(
-        beat=beat,
-        e_threat=e_threat,
-        model_threat=model_threat,
-        stability=stability,
-        urgency=urgency,
-        gain=gain,
-        verdicts=verdicts,
-        required_guards=required_guards,
-        missing=missing,
-        weights=weights,
-        t_obs=t_obs,
-        ml_weight=ml_weight if ml_weight is not None else model_weight,
-    )
-    return inputs, context
+    return e_threat, model_threat, stability, urgency, gain, model_weight
 
 
 def next_context(

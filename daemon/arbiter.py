@@ -112,6 +112,11 @@ class Arbiter:
         #: Set when a plugin is first heard from by its reply: ask who it is now.
         self._discover_now = anyio.Event()
         self._last_start: float | None = None
+        #: The beat in flight, from its issue to its end: when it started, seconds
+        #: since the beat before started (the PID's dt), the gather's budget.
+        self._start = 0.0
+        self._dt = 0.0
+        self._budget = 0.0
         self._heard_due = 0.0
         self._required = frozenset(config.plugins.required_guards)
         self._encode = self.codec.encode
@@ -317,30 +322,19 @@ class Arbiter:
     # -- one beat -----------------------------------------------------------
 
     async def run_beat(self, tick: Tick) -> BeatRecord:
-        """Run one beat started by ``tick``; return its record."""
-        beat = self.beat + 1
-        self.beat = beat
-        start = time.perf_counter()
-        dt = start - self._last_start if self._last_start is not None else self.period
-        self._last_start = start
-        budget = self.deadline()
-        if self.period > 0:
-            budget = max(0.0, budget - tick.lateness)  # deadline counts from the tick
-        now_wall = time.time()
+        """Run one beat started by ``tick``; return its record.
+
+        Three steps: :meth:`_issue` (the pulse, the gather opened),
+        :meth:`_close` (the gather closed, the decision, PID, genome, record)
+        and :meth:`_after` (discovery, stats, metrics, the trace's end). They
+        are plain calls: the beat's awaits (the pulse out, the gather's wait,
+        the decision and record out) stay here, in order, and the steps hand
+        on what they share through the arbiter, not through new objects.
+        """
+        pulse = self._issue(tick)
+        beat = pulse.beat
         trace = self.trace
-        trace.begin(beat)
-        pulse = Pulse(
-            beat=beat,
-            issued_at=now_wall,
-            deadline=now_wall + budget,
-            t_lambda=self.period,
-            seed=beat_seed(self.config.beat.seed, beat),
-            weights=self.genome.weights,
-            features=self.inputs.features(),
-            context=self.pulse_context,
-        )
         gather = self.gather
-        gather.open(beat, gather.waiting_for(self.discovery.live()))
         try:
             await self.bus.publish(
                 self.subjects.pulse,
@@ -353,14 +347,55 @@ class Arbiter:
             log.warning("pulse %d not sent: %s", beat, exc)
         else:
             trace.sent()
-            await gather.wait(budget)
-        report, replies = gather.close()
-        t_obs = time.perf_counter() - start
+            await gather.wait(self._budget)
+        record = self._close(pulse)
+        try:
+            await self.bus.publish(self.subjects.decision, self._encode(record.decision))
+            if self.record_sink is not None:
+                await self.record_sink(record)
+        except BusError as exc:
+            log.warning("beat %d not published: %s", beat, exc)
+        self._after(record)
+        return record
+
+    def _issue(self, tick: Tick) -> Pulse:
+        """Number and time the beat, build its pulse, open its gather."""
+        beat = self.beat + 1
+        self.beat = beat
+        start = time.perf_counter()
+        self._dt = start - self._last_start if self._last_start is not None else self.period
+        self._last_start = self._start = start
+        budget = self.deadline()
+        if self.period > 0:
+            budget = max(0.0, budget - tick.lateness)  # deadline counts from the tick
+        self._budget = budget
+        now_wall = time.time()
+        self.trace.begin(beat)
+        pulse = Pulse(
+            beat=beat,
+            issued_at=now_wall,
+            deadline=now_wall + budget,
+            t_lambda=self.period,
+            seed=beat_seed(self.config.beat.seed, beat),
+            weights=self.genome.weights,
+            features=self.inputs.features(),
+            context=self.pulse_context,
+        )
+        gather = self.gather
+        gather.open(beat, gather.waiting_for(self.discovery.live()))
+        return pulse
+
+    def _close(self, pulse: Pulse) -> BeatRecord:
+        """Close the gather; decide, step the PID and the genome; the beat's record."""
+        beat = pulse.beat
+        report, replies = self.gather.close()
+        t_obs = time.perf_counter() - self._start
         decision, context = self._aggregate(beat, replies, report.missing, t_obs)
-        pid_state = self.pid.update(t_obs, dt)
+        pid_state = self.pid.update(t_obs, self._dt)
         self.genome.step(
             pid_state.output, decision.threat, beat, output_limit=self.config.pid.output_limit
         )
+        trace = self.trace
         record = BeatRecord(
             beat=beat,
             pulse=pulse,
@@ -377,12 +412,12 @@ class Arbiter:
         self.inputs.after_beat(report, t_obs)
         self.last_decision = decision
         self.last_pid = pid_state
-        try:
-            await self.bus.publish(self.subjects.decision, self._encode(decision))
-            if self.record_sink is not None:
-                await self.record_sink(record)
-        except BusError as exc:
-            log.warning("beat %d not published: %s", beat, exc)
+        return record
+
+    def _after(self, record: BeatRecord) -> None:
+        """After the beat is out: who was heard, the beat's figures, the trace's end."""
+        start = self._start
+        gather = self.gather
         heard = gather.heard
         if heard and (not heard <= self.discovery.plugins.keys() or start >= self._heard_due):
             # New names at once; last-seen times of known ones four times a second.
@@ -392,14 +427,14 @@ class Arbiter:
                 # Known by name only: its role and version come from $SRV.INFO.
                 self.discover_soon()
             heard.clear()
+        report, decision = record.report, record.decision
         duration = time.perf_counter() - start
         self.stats.record(report, decision, duration)
-        self.load.beat(report, budget, self.scheduler.missed)
+        self.load.beat(report, self._budget, self.scheduler.missed)
         gather.breaker.tick()
         if self.metrics is not None:
             self.metrics.beat(report, decision, duration)
-        trace.end(decision.action, len(replies), len(report.missing))
-        return record
+        self.trace.end(decision.action, len(record.replies), len(report.missing))
 
     def _aggregate(
         self, beat: int, replies: dict[str, Reply], missing: list[str], t_obs: float

@@ -14,12 +14,11 @@ from typing import TYPE_CHECKING
 
 from venom.daemon.metrics import Gauges
 from venom.daemon.micro import EndpointStats, MicroService
+from venom.daemon.version import VERSION
 from venom.schemas import SCHEMA_VERSION
 
 if TYPE_CHECKING:
     from venom.daemon.arbiter import Arbiter
-
-VERSION = "0.1.0"
 
 
 def _finite(seconds: float) -> float:

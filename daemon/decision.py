@@ -58,54 +58,17 @@ def decide(inputs: DecisionInputs, th: Thresholds) -> Decision:
     stability = 1.0 if inputs.stability is None else inputs.stability
     urgency = 0.0 if inputs.urgency is None else inputs.urgency
     gain = 0.0 if inputs.gain is None else inputs.gain
-
     vetoes: list[str] = []
-    critical = ""
     blocked: set[Action] = set()
-    for name, verdict in inputs.verdicts.items():
-        if not verdict.allow:
-            vetoes.append(name)
-            if verdict.severity == "critical" and not critical:
-                critical = name
-        if verdict.blocks:
-            blocked.update(verdict.blocks)
-    absent = [g for g in inputs.required_guards if g not in inputs.verdicts]
-    vetoes.extend(absent)
-    vetoes.sort()
+    critical, absent = _read_guards(inputs, vetoes, blocked)
 
     action: Action
-    if threat >= th.threat_quarantine:
-        action, reason = "QUARANTINE", f"threat {threat:.2f} >= {th.threat_quarantine:.2f}"
-    elif critical:
-        action, reason = "QUARANTINE", f"critical veto by {critical}"
-    elif threat >= th.threat_alert:
-        action, reason = "ALERT", f"threat {threat:.2f} >= {th.threat_alert:.2f}"
-    elif vetoes:
-        action = "ALERT"
-        if absent:
-            reason = f"missing required guard {', '.join(sorted(absent))}"
-        else:
-            reason = f"veto by {', '.join(vetoes)}"
+    if threat >= th.threat_quarantine or critical:
+        action, reason = "QUARANTINE", _quarantine_reason(threat, critical, th)
+    elif threat >= th.threat_alert or vetoes:
+        action, reason = "ALERT", _alert_reason(threat, vetoes, absent, th)
     else:
-        action, reason = "STEADY", ""
-        weights = inputs.weights
-        best = 0.0
-        instability = 1.0 - stability
-        # Order matters for ties: BALANCE, then REPAIR, then OPTIMIZE.
-        candidates: tuple[tuple[Action, float, float, float, str], ...] = (
-            ("BALANCE", instability, th.stability, weights.B, "instability"),
-            ("REPAIR", urgency, th.repair, weights.R, "urgency"),
-            ("OPTIMIZE", gain, th.opt_gain, weights.O, "gain"),
-        )
-        for name, score, threshold, weight, label in candidates:
-            if score > threshold and name not in blocked:
-                weighted = score * weight
-                if weighted > best:
-                    best = weighted
-                    action = name
-                    reason = f"{name}: {label} {score:.2f} x weight {weight:.2f}"
-        if action == "STEADY":
-            reason = "no candidate above its threshold"
+        action, reason = _best_candidate(stability, urgency, gain, blocked, inputs.weights, th)
     return Decision(
         beat=inputs.beat,
         action=action,
@@ -120,3 +83,70 @@ def decide(inputs: DecisionInputs, th: Thresholds) -> Decision:
         reason=reason,
         blocked=sorted(blocked),
     )
+
+
+def _read_guards(
+    inputs: DecisionInputs, vetoes: list[str], blocked: set[Action]
+) -> tuple[str, list[str]]:
+    """Fill ``vetoes`` (sorted, the absent required guards included) and
+    ``blocked``; return the first guard with a critical veto ("" if none) and
+    the required guards without a verdict."""
+    critical = ""
+    for name, verdict in inputs.verdicts.items():
+        if not verdict.allow:
+            vetoes.append(name)
+            if verdict.severity == "critical" and not critical:
+                critical = name
+        if verdict.blocks:
+            blocked.update(verdict.blocks)
+    absent = [g for g in inputs.required_guards if g not in inputs.verdicts]
+    vetoes.extend(absent)
+    vetoes.sort()
+    return critical, absent
+
+
+def _quarantine_reason(threat: float, critical: str, th: Thresholds) -> str:
+    """Rule 1: the threat first, then the critical veto."""
+    if threat >= th.threat_quarantine:
+        return f"threat {threat:.2f} >= {th.threat_quarantine:.2f}"
+    return f"critical veto by {critical}"
+
+
+def _alert_reason(threat: float, vetoes: list[str], absent: list[str], th: Thresholds) -> str:
+    """Rule 2: the threat first, then a missing required guard, then the vetoes."""
+    if threat >= th.threat_alert:
+        return f"threat {threat:.2f} >= {th.threat_alert:.2f}"
+    if absent:
+        return f"missing required guard {', '.join(sorted(absent))}"
+    return f"veto by {', '.join(vetoes)}"
+
+
+def _best_candidate(
+    stability: float,
+    urgency: float,
+    gain: float,
+    blocked: set[Action],
+    weights: Weights,
+    th: Thresholds,
+) -> tuple[Action, str]:
+    """Rules 3 and 4: the largest weighted score above its threshold, else STEADY."""
+    action: Action = "STEADY"
+    reason = ""
+    best = 0.0
+    instability = 1.0 - stability
+    # Order matters for ties: BALANCE, then REPAIR, then OPTIMIZE.
+    candidates: tuple[tuple[Action, float, float, float, str], ...] = (
+        ("BALANCE", instability, th.stability, weights.B, "instability"),
+        ("REPAIR", urgency, th.repair, weights.R, "urgency"),
+        ("OPTIMIZE", gain, th.opt_gain, weights.O, "gain"),
+    )
+    for name, score, threshold, weight, label in candidates:
+        if score > threshold and name not in blocked:
+            weighted = score * weight
+            if weighted > best:
+                best = weighted
+                action = name
+                reason = f"{name}: {label} {score:.2f} x weight {weight:.2f}"
+    if action == "STEADY":
+        reason = "no candidate above its threshold"
+    return action, reason

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 
+from venom.daemon.version import VERSION
 from venom.schemas import Decision, GatherReport
 
 #: Bucket bounds of the beat duration, seconds: 0.25 ms ... 1 s.
@@ -97,7 +98,7 @@ class BeatMetrics:
     """Instruments of the beat loop on ``provider``'s meter ``venom``."""
 
     def __init__(self, provider: MeterProvider, gauges: Gauges) -> None:
-        meter = provider.get_meter("venom", "0.1.0")
+        meter = provider.get_meter("venom", VERSION)
         self.gauges = gauges
         self._action = _Cached("venom.decision")
         self._guard = _Cached("venom.guard")

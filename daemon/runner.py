@@ -24,6 +24,7 @@ import anyio
 
 from venom.daemon.arbiter import Arbiter
 from venom.daemon.beatstream import BeatPublisher
+from venom.daemon.bus import Bus
 from venom.daemon.embedded import EmbeddedServer
 from venom.daemon.health import HealthServer
 from venom.daemon.hosting import (
@@ -187,6 +188,7 @@ class _Daemon:
         }
 
     async def run(self, beats: int, live: bool) -> None:
+        """Start everything in order, run the beats, stop in the reverse order."""
         config, state_dir = self.config, self.state_dir
         codec = Codec(max_bytes=config.beat.max_reply_bytes)
         subjects = Subjects(config.nats.prefix)
@@ -196,82 +198,124 @@ class _Daemon:
                 # Shut down last: after the connections drained (SPEC 5.4).
                 telemetry = Telemetry.from_config(config.telemetry, role="arbiter", metrics=True)
                 stack.callback(telemetry.shutdown)
-            tracing = telemetry.tracer_provider
             if config.health.enabled:
                 h = config.health
                 await stack.enter_async_context(HealthServer(self.state, h.host, h.port))
-            url = config.nats.url
-            if not url:
-                emb = config.embedded
-                server = await stack.enter_async_context(
-                    EmbeddedServer(
-                        state_dir,
-                        host=emb.host,
-                        port=emb.port,
-                        jetstream=emb.jetstream,
-                        server_path=emb.server_path,
-                        start_timeout=emb.start_timeout,
-                    )
-                )
-                url = server.url
-                (state_dir / URL_FILE).write_text(url + "\n")
-                stack.callback((state_dir / URL_FILE).unlink, missing_ok=True)
-                log.info("embedded nats-server at %s (store %s)", url, state_dir)
+            url = await self._server(stack, config, state_dir)
             bus = await connect(config, url, "venom-arbiter")
             stack.push_async_callback(bus.close)
-            local, remote = place_plugins(config)
-            if local:
-                plugin_bus = await connect(config, url, "venom-plugins")
-                stack.push_async_callback(plugin_bus.close)
-                plugins = build_plugins(local, config, plugin_bus, state_dir, codec, tracing)
-                await stack.enter_async_context(
-                    PluginHost(
-                        plugins, plugin_bus, subjects=subjects, codec=codec, tracer_provider=tracing
-                    )
-                )
-                log.info("hosting plugins: %s", ", ".join(p.name for p in plugins))
-            if remote:
-                await stack.enter_async_context(
-                    PluginProcesses(
-                        remote,
-                        config,
-                        url,
-                        state_dir,
-                        bus,
-                        # Back-to-back runs promise determinism: every plugin from beat 1.
-                        wait=config.beat.period == 0,
-                        on_ready=self.on_plugins_ready,
-                        on_fatal=self.on_fatal,
-                    )
-                )
+            await self._plugins(stack, config, url, bus, codec, subjects, telemetry)
             publisher = self.publisher = BeatPublisher(bus, subjects, codec)
             await publisher.start(replicas=config.nats.stream_replicas)
-            arbiter = self.arbiter = Arbiter(
-                bus,
-                config,
-                codec=codec,
-                record_sink=publisher,
-                tracer_provider=tracing,
-                meter_provider=telemetry.meter_provider,
+            arbiter = self._arbiter(config, bus, codec, publisher, telemetry)
+            await self._beats(arbiter, publisher, config, beats, live)
+
+    async def _server(self, stack: AsyncExitStack, config: VenomConfig, state_dir: Path) -> str:
+        """The NATS URL: the configured one, or the embedded server's, started here."""
+        url = config.nats.url
+        if url:
+            return url
+        emb = config.embedded
+        server = await stack.enter_async_context(
+            EmbeddedServer(
+                state_dir,
+                host=emb.host,
+                port=emb.port,
+                jetstream=emb.jetstream,
+                server_path=emb.server_path,
+                start_timeout=emb.start_timeout,
             )
-            publisher.trace = arbiter.trace
-            arbiter.hold = publisher.hold_reason
-            arbiter.on_turn = self.state.turn
-            if self.on_arbiter is not None:
-                self.on_arbiter(arbiter)
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(publisher.run)
-                if live:
-                    tg.start_soon(_live_line, arbiter, config.run.live_interval)
-                await arbiter.run(beats=beats)
-                self.state.stop(f"stopping after beat {arbiter.beat}")
-                # Every decided beat reaches the stream before anything stops.
-                await publisher.flush()
-                tg.cancel_scope.cancel()
-            if live and sys.stderr.isatty():
-                sys.stderr.write("\n")
-            log.info(
-                "stopped after %d beats: %s",
-                arbiter.beat,
-                arbiter.stats.line(arbiter.beat, arbiter.scheduler.missed),
+        )
+        url = server.url
+        (state_dir / URL_FILE).write_text(url + "\n")
+        stack.callback((state_dir / URL_FILE).unlink, missing_ok=True)
+        log.info("embedded nats-server at %s (store %s)", url, state_dir)
+        return url
+
+    async def _plugins(
+        self,
+        stack: AsyncExitStack,
+        config: VenomConfig,
+        url: str,
+        bus: Bus,
+        codec: Codec,
+        subjects: Subjects,
+        telemetry: Telemetry,
+    ) -> None:
+        """The plugins: in-process ones on their own connection, then the processes."""
+        tracing = telemetry.tracer_provider
+        local, remote = place_plugins(config)
+        if local:
+            plugin_bus = await connect(config, url, "venom-plugins")
+            stack.push_async_callback(plugin_bus.close)
+            plugins = build_plugins(local, config, plugin_bus, self.state_dir, codec, tracing)
+            await stack.enter_async_context(
+                PluginHost(
+                    plugins, plugin_bus, subjects=subjects, codec=codec, tracer_provider=tracing
+                )
             )
+            log.info("hosting plugins: %s", ", ".join(p.name for p in plugins))
+        if remote:
+            await stack.enter_async_context(
+                PluginProcesses(
+                    remote,
+                    config,
+                    url,
+                    self.state_dir,
+                    bus,
+                    # Back-to-back runs promise determinism: every plugin from beat 1.
+                    wait=config.beat.period == 0,
+                    on_ready=self.on_plugins_ready,
+                    on_fatal=self.on_fatal,
+                )
+            )
+
+    def _arbiter(
+        self,
+        config: VenomConfig,
+        bus: Bus,
+        codec: Codec,
+        publisher: BeatPublisher,
+        telemetry: Telemetry,
+    ) -> Arbiter:
+        """The arbiter, its records going to ``publisher``, held while it cannot store them."""
+        arbiter = self.arbiter = Arbiter(
+            bus,
+            config,
+            codec=codec,
+            record_sink=publisher,
+            tracer_provider=telemetry.tracer_provider,
+            meter_provider=telemetry.meter_provider,
+        )
+        publisher.trace = arbiter.trace
+        arbiter.hold = publisher.hold_reason
+        arbiter.on_turn = self.state.turn
+        if self.on_arbiter is not None:
+            self.on_arbiter(arbiter)
+        return arbiter
+
+    async def _beats(
+        self,
+        arbiter: Arbiter,
+        publisher: BeatPublisher,
+        config: VenomConfig,
+        beats: int,
+        live: bool,
+    ) -> None:
+        """Run the beats; on the way out, every decided beat reaches the stream."""
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(publisher.run)
+            if live:
+                tg.start_soon(_live_line, arbiter, config.run.live_interval)
+            await arbiter.run(beats=beats)
+            self.state.stop(f"stopping after beat {arbiter.beat}")
+            # Every decided beat reaches the stream before anything stops.
+            await publisher.flush()
+            tg.cancel_scope.cancel()
+        if live and sys.stderr.isatty():
+            sys.stderr.write("\n")
+        log.info(
+            "stopped after %d beats: %s",
+            arbiter.beat,
+            arbiter.stats.line(arbiter.beat, arbiter.scheduler.missed),
+        )

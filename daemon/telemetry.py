@@ -30,6 +30,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
 from venom.daemon.settings import TelemetryConfig
+from venom.daemon.version import VERSION
 from venom.schemas import ConfigError
 
 log = logging.getLogger("venom.telemetry")
@@ -71,7 +72,7 @@ class Telemetry:
             {
                 "service.name": config.service_name,
                 "service.instance.id": secrets.token_hex(8),
-                "service.version": "0.1.0",
+                "service.version": VERSION,
                 "venom.role": role,
                 "process.pid": os.getpid(),
             }

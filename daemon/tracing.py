@@ -33,11 +33,12 @@ from opentelemetry.trace import (
     TracerProvider,
 )
 
+from venom.daemon.version import VERSION
 from venom.schemas import HDR_TRACEPARENT
 
 #: Instrumentation scope of every venom span.
 SCOPE = "venom"
-SCOPE_VERSION = "0.1.0"
+SCOPE_VERSION = VERSION
 
 SYSTEM = {"messaging.system": "nats"}
 
