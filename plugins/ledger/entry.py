@@ -58,3 +58,30 @@ def parse_entry(data: bytes, index: int = -1) -> Entry:
     except msgspec.DecodeError as exc:
         where = f"entry {index}" if index >= 0 else "entry"
         raise LedgerCorrupt(f"{where}: not a valid ledger entry: {exc}") from exc
+
+
+# Where make_entry puts the fields, for readers that check entries without
+# decoding them (``venom ledger verify`` reads every entry so).
+_PREV_KEY = b'{"prev":"'
+_PREV_END = len(_PREV_KEY) + 2 * len(GENESIS)
+_AFTER_PREV = b'","'
+_SEQ_KEY = b',"seq":'
+
+
+def entry_prev_hex(data: bytes) -> bytes | None:
+    """The ``prev`` hex digits of entry bytes, None when they do not start as an entry does."""
+    if not data.startswith(_PREV_KEY):
+        return None
+    if data[_PREV_END : _PREV_END + len(_AFTER_PREV)] != _AFTER_PREV:
+        return None
+    return data[len(_PREV_KEY) : _PREV_END]
+
+
+def entry_seq(data: bytes) -> int | None:
+    """The stream sequence that ends entry bytes, None without one (or a negative one)."""
+    cut = data.rfind(_SEQ_KEY)
+    try:
+        seq = int(data[cut + len(_SEQ_KEY) : -1]) if cut > 0 else -1
+    except ValueError:
+        seq = -1
+    return seq if seq >= 0 and data[-1:] == b"}" else None

@@ -32,7 +32,7 @@ import struct
 import time
 import zlib
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Literal, NamedTuple
 
 from venom.plugins.ledger.merkle import HashFn, MerkleTree, sha3_256
 from venom.schemas import LedgerCorrupt, LedgerError
@@ -40,6 +40,48 @@ from venom.schemas import LedgerCorrupt, LedgerError
 FRAME = struct.Struct("<II")
 OFFSET = struct.Struct("<Q")
 HASH_LEN = 32
+
+
+class FrameDamage(NamedTuple):
+    """Why a frame cannot be read: its ``header`` or its ``payload`` is cut short
+    (``have`` of ``length`` bytes), or its payload fails the ``checksum``."""
+
+    kind: Literal["header", "payload", "checksum"]
+    have: int = 0
+    length: int = 0
+
+
+def read_frame(log: BinaryIO) -> bytes | FrameDamage:
+    """The payload of the frame at ``log``'s position, checked (``log`` is left past it)."""
+    head = log.read(FRAME.size)
+    if len(head) < FRAME.size:
+        return FrameDamage("header", len(head), FRAME.size)
+    length, crc = FRAME.unpack(head)
+    payload = log.read(length)
+    if len(payload) < length:
+        return FrameDamage("payload", len(payload), length)
+    if zlib.crc32(payload) != crc:
+        return FrameDamage("checksum", length, length)
+    return payload
+
+
+def frame_size(payload: bytes) -> int:
+    """Bytes the frame of ``payload`` takes in the log, header included."""
+    return FRAME.size + len(payload)
+
+
+def read_offsets(path: Path, count: int) -> list[int]:
+    """The first ``count`` frame offsets in the index file ``path`` (fewer if it is shorter)."""
+    with open(path, "rb") as f:
+        raw = f.read(count * OFFSET.size)
+    return [o for (o,) in OFFSET.iter_unpack(raw[: len(raw) // OFFSET.size * OFFSET.size])]
+
+
+def read_level_hashes(path: Path, count: int) -> list[bytes]:
+    """The first ``count`` subtree hashes in the tree file ``path`` (fewer if it is shorter)."""
+    with open(path, "rb") as f:
+        data = f.read(count * HASH_LEN)
+    return [data[k * HASH_LEN : (k + 1) * HASH_LEN] for k in range(len(data) // HASH_LEN)]
 
 
 def _fsync(fd: int, what: str) -> None:

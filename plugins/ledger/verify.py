@@ -14,20 +14,21 @@ in.
 from __future__ import annotations
 
 import json
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from venom.plugins.ledger.entry import GENESIS
+from venom.plugins.ledger.entry import GENESIS, entry_prev_hex, entry_seq
 from venom.plugins.ledger.merkle import HashFn, MerkleTree, sha3_256
-from venom.plugins.ledger.store import FRAME, HASH_LEN, OFFSET
+from venom.plugins.ledger.store import (
+    FrameDamage,
+    frame_size,
+    read_frame,
+    read_level_hashes,
+    read_offsets,
+)
 
 Progress = Callable[[int, int], None]
-_PREFIX = b'{"prev":"'
-
-
-_SEQ = b',"seq":'
 
 
 @dataclass
@@ -42,6 +43,15 @@ class VerifyReport:
     checkpoint_size: int | None = None
 
 
+class _Damage(Exception):
+    """The first problem found, and the entry it is in (None: not in an entry)."""
+
+    def __init__(self, problem: str, entry: int | None) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.entry = entry
+
+
 def verify_ledger(
     directory: Path,
     *,
@@ -50,96 +60,119 @@ def verify_ledger(
     every: int = 100_000,
 ) -> VerifyReport:
     """Verify the ledger in ``directory``; never raises for damage, reports it."""
-    log_path = directory / "entries.log"
-    total = log_path.stat().st_size
     tree = MerkleTree(hash_fn)
+    try:
+        offsets = _check_log(directory / "entries.log", tree, progress, every)
+        # The index and tree files are fsynced at each checkpoint: they must match
+        # the log up to its size; past it a crash may have left them short or torn.
+        vouched = _checkpoint_size(directory / "checkpoint")
+        _check_index(directory / "entries.idx", offsets, vouched)
+        _check_tree_files(directory, tree, vouched)
+        cp_size, cp_root = _read_checkpoint(directory / "checkpoint")
+    except _Damage as damage:
+        return VerifyReport(tree.size, tree.root().hex(), False, damage.problem, damage.entry)
+    return _judge_checkpoint(tree, cp_size, cp_root)
+
+
+def _check_log(
+    log_path: Path, tree: MerkleTree, progress: Progress | None, every: int
+) -> list[int]:
+    """Check every frame and entry of the log, appending each to ``tree``; their offsets."""
+    total = log_path.stat().st_size
     prev_hex = GENESIS.hex().encode()
     last_seq = -1
     offsets: list[int] = []
-
-    def fail(problem: str, index: int | None) -> VerifyReport:
-        return VerifyReport(tree.size, tree.root().hex(), False, problem, index)
-
     with open(log_path, "rb", buffering=1 << 20) as log:
         pos = 0
         i = 0
         while pos < total:
-            head = log.read(FRAME.size)
-            if len(head) < FRAME.size:
-                return fail(f"entry {i}: frame header cut short at byte {pos}", i)
-            length, crc = FRAME.unpack(head)
-            payload = log.read(length)
-            if len(payload) < length:
-                return fail(
-                    f"entry {i}: frame cut short at byte {pos} ({len(payload)} of {length} bytes)",
-                    i,
-                )
-            if zlib.crc32(payload) != crc:
-                return fail(f"entry {i}: checksum mismatch (frame at byte {pos})", i)
-            if not payload.startswith(_PREFIX) or payload[73:76] != b'","':
-                return fail(f"entry {i}: not a ledger entry (frame at byte {pos})", i)
-            if payload[9:73] != prev_hex:
-                return fail(
-                    f"entry {i}: hash chain broken: prev is {payload[9:73].decode()!r}, "
-                    f"the previous entry hashes to {prev_hex.decode()!r}",
-                    i,
-                )
-            cut = payload.rfind(_SEQ)
-            try:
-                seq = int(payload[cut + len(_SEQ) : -1]) if cut > 0 else -1
-            except ValueError:
-                seq = -1
-            if seq < 0 or payload[-1:] != b"}":
-                return fail(f"entry {i}: not a ledger entry (no stream sequence)", i)
-            if seq <= last_seq:
-                return fail(
-                    f"entry {i}: stream sequence {seq} does not increase (previous {last_seq})",
-                    i,
-                )
-            last_seq = seq
+            payload = read_frame(log)
+            if isinstance(payload, FrameDamage):
+                raise _Damage(_frame_problem(payload, i, pos), i)
+            last_seq = _check_entry(payload, i, pos, prev_hex, last_seq)
             tree.append(payload)
             prev_hex = tree.levels[0][-1].hex().encode()
             offsets.append(pos)
-            pos += FRAME.size + length
+            pos += frame_size(payload)
             i += 1
             if progress is not None and i % every == 0:
                 progress(i, pos)
     if progress is not None:
         progress(tree.size, total)
+    return offsets
 
-    # The index and tree files are fsynced at each checkpoint: they must match
-    # the log up to its size; past it a crash may have left them short or torn.
-    vouched = _checkpoint_size(directory / "checkpoint")
-    idx_path = directory / "entries.idx"
-    if idx_path.exists():
-        raw = idx_path.read_bytes()[: vouched * OFFSET.size]
-        stored = [o for (o,) in OFFSET.iter_unpack(raw[: len(raw) // 8 * 8])]
-        for k, (a, b) in enumerate(zip(stored, offsets, strict=False)):
-            if a != b:
-                return fail(f"index: entry {k} points at byte {a}, the log has it at {b}", k)
+
+def _frame_problem(damage: FrameDamage, i: int, pos: int) -> str:
+    """What is wrong with entry ``i``'s frame, at byte ``pos``."""
+    if damage.kind == "header":
+        return f"entry {i}: frame header cut short at byte {pos}"
+    if damage.kind == "payload":
+        return f"entry {i}: frame cut short at byte {pos} ({damage.have} of {damage.length} bytes)"
+    return f"entry {i}: checksum mismatch (frame at byte {pos})"
+
+
+def _check_entry(payload: bytes, i: int, pos: int, prev_hex: bytes, last_seq: int) -> int:
+    """Check entry ``i`` chains to ``prev_hex`` and its sequence increases; the sequence."""
+    prev = entry_prev_hex(payload)
+    if prev is None:
+        raise _Damage(f"entry {i}: not a ledger entry (frame at byte {pos})", i)
+    if prev != prev_hex:
+        raise _Damage(
+            f"entry {i}: hash chain broken: prev is {prev.decode()!r}, "
+            f"the previous entry hashes to {prev_hex.decode()!r}",
+            i,
+        )
+    seq = entry_seq(payload)
+    if seq is None:
+        raise _Damage(f"entry {i}: not a ledger entry (no stream sequence)", i)
+    if seq <= last_seq:
+        raise _Damage(
+            f"entry {i}: stream sequence {seq} does not increase (previous {last_seq})", i
+        )
+    return seq
+
+
+def _check_index(idx_path: Path, offsets: list[int], vouched: int) -> None:
+    """The index's first ``vouched`` offsets must be the log's (no index: nothing to check)."""
+    if not idx_path.exists():
+        return
+    stored = read_offsets(idx_path, vouched)
+    for k, (a, b) in enumerate(zip(stored, offsets, strict=False)):
+        if a != b:
+            raise _Damage(f"index: entry {k} points at byte {a}, the log has it at {b}", k)
+
+
+def _check_tree_files(directory: Path, tree: MerkleTree, vouched: int) -> None:
+    """Each tree file's hashes of the first ``vouched`` entries must be the entries'."""
     for h, level in enumerate(tree.levels):
         path = directory / f"tree.{h}"
         if not path.exists():
             continue
-        data = path.read_bytes()[: (vouched >> h) * HASH_LEN]
-        for k in range(min(len(data) // HASH_LEN, len(level))):
-            if data[k * HASH_LEN : (k + 1) * HASH_LEN] != level[k]:
+        stored = read_level_hashes(path, vouched >> h)
+        for k, (a, b) in enumerate(zip(stored, level, strict=False)):
+            if a != b:
                 first = k << h
-                return fail(
+                raise _Damage(
                     f"stored subtree hash {k} of level {h} (entries {first}.."
                     f"{first + (1 << h) - 1}) does not match the entries",
                     first,
                 )
-    cp_path = directory / "checkpoint"
+
+
+def _read_checkpoint(cp_path: Path) -> tuple[int, str]:
+    """The checkpoint's size and root; damage when it is missing or unreadable."""
     if not cp_path.exists():
-        return fail("no checkpoint: the ledger never closed cleanly or checkpointed", None)
+        raise _Damage("no checkpoint: the ledger never closed cleanly or checkpointed", None)
     try:
         cp = json.loads(cp_path.read_text())
-        cp_size, cp_root = int(cp["size"]), str(cp["root"])
+        return int(cp["size"]), str(cp["root"])
     except (ValueError, KeyError, TypeError) as exc:
-        return fail(f"checkpoint is unreadable: {exc}", None)
-    report = fail("", None)
-    report.checkpoint_size = cp_size
+        raise _Damage(f"checkpoint is unreadable: {exc}", None) from exc
+
+
+def _judge_checkpoint(tree: MerkleTree, cp_size: int, cp_root: str) -> VerifyReport:
+    """The report once the files check out: ok when the checkpoint names the log's size and root."""
+    report = VerifyReport(tree.size, tree.root().hex(), False, checkpoint_size=cp_size)
     if cp_size != tree.size:
         report.problem = f"checkpoint covers {cp_size} entries but the log holds {tree.size}" + (
             " (entries past the checkpoint are not vouched for)" if tree.size > cp_size else ""

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import os
+import zlib
 from pathlib import Path
 
 import pytest
 
-from venom.plugins.ledger.entry import GENESIS, make_entry
+from venom.plugins.ledger.entry import GENESIS, entry_prev_hex, entry_seq, make_entry
 from venom.plugins.ledger.merkle import root_of
-from venom.plugins.ledger.store import FRAME, LedgerStore
+from venom.plugins.ledger.store import FRAME, FrameDamage, LedgerStore, frame_size, read_frame
 from venom.plugins.ledger.verify import verify_ledger
 from venom.schemas import LedgerCorrupt, LedgerError
 
@@ -225,3 +227,26 @@ def test_tree_files_hold_every_level_as_appended(tmp_path: Path) -> None:
             assert (tmp_path / f"tree.{h}").read_bytes() == b"".join(level), (n, h)
         assert store.tree.root() == root_of(data[:n])
         store.close()
+
+
+def test_read_frame_returns_the_payload_or_says_what_is_wrong() -> None:
+    payload = b'{"x":1}'
+    frame = FRAME.pack(len(payload), zlib.crc32(payload)) + payload
+    log = io.BytesIO(frame * 2)
+    assert read_frame(log) == payload
+    assert log.tell() == frame_size(payload) == len(frame)
+    assert read_frame(io.BytesIO(frame[:5])) == FrameDamage("header", 5, FRAME.size)
+    assert read_frame(io.BytesIO(frame[:-2])) == FrameDamage("payload", len(payload) - 2, 7)
+    flipped = frame[:-1] + b"]"
+    assert read_frame(io.BytesIO(flipped)) == FrameDamage("checksum", 7, 7)
+
+
+def test_entry_fields_are_read_where_make_entry_puts_them() -> None:
+    prev = bytes(range(32))
+    entry = make_entry(b'{"beat":1,"seq":"not this one"}', prev, 42)
+    assert entry_prev_hex(entry) == prev.hex().encode()
+    assert entry_seq(entry) == 42
+    assert entry_prev_hex(b'{"prev":"' + b"0" * 63) is None
+    assert entry_prev_hex(entry.replace(b'{"prev"', b'{"prex"')) is None
+    for bad in (entry[:-1], entry[:-3] + b"x}", make_entry(b"{}", prev, -1), b"{}"):
+        assert entry_seq(bad) is None, bad
