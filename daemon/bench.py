@@ -29,6 +29,7 @@ from typing import Any
 import anyio
 import msgspec
 import nats
+from nats.aio.client import Client
 
 from venom.daemon.arbiter import Arbiter
 from venom.daemon.beatstats import percentile
@@ -86,12 +87,7 @@ async def bench_venom(
             b1, t1 = arbiter.beat, time.perf_counter()
             durations = list(arbiter.stats.durations)
             arbiter.stop()
-        return {
-            "beats_per_s": (b1 - b0) / (t1 - t0),
-            "p50_ms": percentile(durations, 50) * 1e3,
-            "p99_ms": percentile(durations, 99) * 1e3,
-            "missing": float(arbiter.stats.missing),
-        }
+        return _result((b1 - b0) / (t1 - t0), durations, missing=float(arbiter.stats.missing))
 
 
 async def bench_raw(url: str, n: int, duration: float, prefix: str) -> dict[str, float]:
@@ -104,61 +100,101 @@ async def bench_raw(url: str, n: int, duration: float, prefix: str) -> dict[str,
         Pulse(beat=1, issued_at=time.time(), deadline=time.time(), t_lambda=0.0, seed=1)
     )
     try:
-        for i in range(n):
-
-            async def respond(msg: Any, _name: str = f"noop-{i}") -> None:
-                await responders.publish(msg.reply, payload, headers={"Venom-Plugin": _name})
-
-            await responders.subscribe(subject, queue=f"{prefix}.noop-{i}", cb=respond)
-        await responders.flush()
+        await _start_raw_responders(responders, subject, prefix, n, payload)
         inbox = requester.new_inbox()
-        state = {"beat": 0, "got": 0}
-        done = anyio.Event()
-
-        async def on_reply(msg: Any) -> None:
-            if int(msg.subject.rsplit(".", 1)[1]) != state["beat"]:
-                return
-            state["got"] += 1
-            if state["got"] >= n:
-                done.set()
-
-        await requester.subscribe(f"{inbox}.*", cb=on_reply)
+        gather = _RawGather(n)
+        await requester.subscribe(f"{inbox}.*", cb=gather.on_reply)
         await requester.flush()
-        durations: list[float] = []
-        stop_at = time.perf_counter() + duration + 0.2
-        warm_until = time.perf_counter() + 0.2
-        beats = 0
-        t_start = 0.0
-        while True:
-            t0 = time.perf_counter()
-            if t0 >= stop_at:
-                break
-            if t0 >= warm_until and not t_start:
-                t_start = t0
-            state["beat"] += 1
-            state["got"] = 0
-            done = anyio.Event()
-            await requester.publish(
-                subject,
-                request,
-                reply=f"{inbox}.{state['beat']}",
-                headers={"Venom-Beat": str(state["beat"])},
-            )
-            with anyio.move_on_after(1.0):
-                await done.wait()
-            if t_start:
-                beats += 1
-                durations.append(time.perf_counter() - t0)
-        elapsed = time.perf_counter() - t_start
-        return {
-            "beats_per_s": beats / elapsed,
-            "p50_ms": percentile(durations, 50) * 1e3,
-            "p99_ms": percentile(durations, 99) * 1e3,
-            "missing": 0.0,
-        }
+        beats, elapsed, durations = await _time_raw_beats(
+            requester, subject, request, inbox, gather, duration
+        )
+        return _result(beats / elapsed, durations, missing=0.0)
     finally:
         await requester.drain()
         await responders.drain()
+
+
+async def _start_raw_responders(
+    responders: Client, subject: str, prefix: str, n: int, payload: bytes
+) -> None:
+    """N responders on ``subject``, each in its own queue group, answering as plugin noop-i."""
+    for i in range(n):
+
+        async def respond(msg: Any, _name: str = f"noop-{i}") -> None:
+            await responders.publish(msg.reply, payload, headers={"Venom-Plugin": _name})
+
+        await responders.subscribe(subject, queue=f"{prefix}.noop-{i}", cb=respond)
+    await responders.flush()
+
+
+class _RawGather:
+    """Counts the replies to the current beat; ``done`` is set once all N are in."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.beat = 0
+        self.got = 0
+        self.done = anyio.Event()
+
+    def next_beat(self) -> int:
+        """Start gathering the replies to the next beat; its number."""
+        self.beat += 1
+        self.got = 0
+        self.done = anyio.Event()
+        return self.beat
+
+    async def on_reply(self, msg: Any) -> None:
+        """A reply on ``<inbox>.<beat>``: counted when it answers the current beat."""
+        if int(msg.subject.rsplit(".", 1)[1]) != self.beat:
+            return
+        self.got += 1
+        if self.got >= self.n:
+            self.done.set()
+
+
+async def _time_raw_beats(
+    requester: Client,
+    subject: str,
+    request: bytes,
+    inbox: str,
+    gather: _RawGather,
+    duration: float,
+) -> tuple[int, float, list[float]]:
+    """Beats back to back for 0.2 s of warm-up and ``duration`` s timed: (beats, seconds, times)."""
+    durations: list[float] = []
+    stop_at = time.perf_counter() + duration + 0.2
+    warm_until = time.perf_counter() + 0.2
+    beats = 0
+    t_start = 0.0
+    while True:
+        t0 = time.perf_counter()
+        if t0 >= stop_at:
+            break
+        if t0 >= warm_until and not t_start:
+            t_start = t0
+        beat = gather.next_beat()
+        await requester.publish(
+            subject,
+            request,
+            reply=f"{inbox}.{beat}",
+            headers={"Venom-Beat": str(beat)},
+        )
+        with anyio.move_on_after(1.0):
+            await gather.done.wait()
+        if t_start:
+            beats += 1
+            durations.append(time.perf_counter() - t0)
+    return beats, time.perf_counter() - t_start, durations
+
+
+def _result(beats_per_s: float, durations: list[float], *, missing: float) -> dict[str, float]:
+    """One side's measurement: its rate and the p50/p99 of its beat times in ms."""
+    return {
+        "beats_per_s": beats_per_s,
+        "p50_ms": percentile(durations, 50) * 1e3,
+        "p99_ms": percentile(durations, 99) * 1e3,
+        "missing": missing,
+    }
 
 
 async def run_bench(
