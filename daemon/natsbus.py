@@ -85,6 +85,87 @@ RECONNECT_FIRST = 0.25
 RECONNECT_MAX = 4.0
 
 
+def _connect_options(
+    url: str,
+    callbacks: _Callbacks,
+    *,
+    name: str,
+    connect_timeout: float,
+    reconnect_wait: float,
+    initial_attempts: int,
+) -> dict[str, Any]:
+    """``nats.connect`` keyword arguments for :meth:`NatsBus.connect`, less ``options``."""
+    return {
+        "servers": [u.strip() for u in url.split(",") if u.strip()],
+        "name": name,
+        "connect_timeout": int(max(1, connect_timeout)),
+        "reconnect_time_wait": int(max(1, reconnect_wait)),
+        "max_reconnect_attempts": max(1, initial_attempts),
+        "allow_reconnect": True,
+        "error_cb": callbacks.on_error,
+        "disconnected_cb": callbacks.on_disconnect,
+        "reconnected_cb": callbacks.on_reconnect,
+    }
+
+
+async def _open(
+    url: str, connect_options: dict[str, Any], options: Mapping[str, Any], errors: list[str]
+) -> Client:
+    """Connect; a failure is a BusError with the last error nats-py reported."""
+    try:
+        return await nats.connect(**connect_options, **options)
+    except (NatsError, OSError, TimeoutError) as exc:
+        reason = errors[-1] if errors else str(exc) or type(exc).__name__
+        raise BusError(f"cannot connect to NATS at {url}: {reason}") from exc
+
+
+class _Callbacks:
+    """nats-py's error, disconnect and reconnect callbacks for one connection.
+
+    They exist before the connection does: ``nc`` and ``bus`` are set once the
+    first connect succeeded, and ``errors`` keeps the last error for a failed one.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.errors: list[str] = []
+        self.problems = ProblemLog(log, interval=10.0)
+        self.nc: Client | None = None
+        self.bus: NatsBus | None = None
+
+    async def on_error(self, exc: Exception) -> None:
+        text = str(exc) or type(exc).__name__
+        self.errors[:] = [text]  # the last one, for a failed first connect
+        nc = self.nc
+        if self.bus is not None and nc is not None and nc.is_reconnecting:
+            # A failed reconnect attempt: back off, 0.25 s doubling up to 4 s
+            # (nats-py reads the wait before each attempt).
+            wait = float(nc.options["reconnect_time_wait"])
+            nc.options["reconnect_time_wait"] = min(RECONNECT_MAX, wait * 2)
+        # The same error repeats at beat rate in a burst (say, the stream refusing
+        # records whose predecessor is being sent again): once, then a count.
+        self.problems.report("nats error", type(exc).__name__, self.name, text)
+
+    async def on_disconnect(self) -> None:
+        bus = self.bus
+        if bus is not None and bus.closing:
+            return
+        log.warning("disconnected from NATS")
+        if bus is not None:
+            await bus._notify(False)
+
+    async def on_reconnect(self) -> None:
+        nc = self.nc
+        if nc is not None:
+            nc.options["reconnect_time_wait"] = RECONNECT_FIRST
+        log.info(
+            "reconnected to NATS at %s",
+            nc.connected_url.netloc if nc is not None and nc.connected_url else "?",
+        )
+        if self.bus is not None:
+            await self.bus._notify(True)
+
+
 class NatsBus(Bus):
     """A :class:`Bus` over one nats-py connection. Create with :meth:`connect`."""
 
@@ -110,60 +191,22 @@ class NatsBus(Bus):
         BusError; once connected, a lost connection is retried forever (SPEC 5.4),
         after 0.25 s, then backing off to one attempt every 4 s.
         """
-        bus: NatsBus | None = None
-
-        errors: list[str] = []
-
-        problems = ProblemLog(log, interval=10.0)
-
-        async def on_error(exc: Exception) -> None:
-            text = str(exc) or type(exc).__name__
-            errors[:] = [text]  # the last one, for a failed first connect
-            if bus is not None and nc.is_reconnecting:
-                # A failed reconnect attempt: back off, 0.25 s doubling up to 4 s
-                # (nats-py reads the wait before each attempt).
-                wait = float(nc.options["reconnect_time_wait"])
-                nc.options["reconnect_time_wait"] = min(RECONNECT_MAX, wait * 2)
-            # The same error repeats at beat rate in a burst (say, the stream refusing
-            # records whose predecessor is being sent again): once, then a count.
-            problems.report("nats error", type(exc).__name__, name, text)
-
-        async def on_disconnect() -> None:
-            if bus is not None and bus.closing:
-                return
-            log.warning("disconnected from NATS")
-            if bus is not None:
-                await bus._notify(False)
-
-        async def on_reconnect() -> None:
-            nc.options["reconnect_time_wait"] = RECONNECT_FIRST
-            log.info(
-                "reconnected to NATS at %s", nc.connected_url.netloc if nc.connected_url else "?"
-            )
-            if bus is not None:
-                await bus._notify(True)
-
-        servers = [u.strip() for u in url.split(",") if u.strip()]
-        try:
-            nc = await nats.connect(
-                servers=servers,
-                name=name,
-                connect_timeout=int(max(1, connect_timeout)),
-                reconnect_time_wait=int(max(1, reconnect_wait)),
-                max_reconnect_attempts=max(1, initial_attempts),
-                allow_reconnect=True,
-                error_cb=on_error,
-                disconnected_cb=on_disconnect,
-                reconnected_cb=on_reconnect,
-                **dict(options or {}),
-            )
-        except (NatsError, OSError, TimeoutError) as exc:
-            reason = errors[-1] if errors else str(exc) or type(exc).__name__
-            raise BusError(f"cannot connect to NATS at {url}: {reason}") from exc
+        callbacks = _Callbacks(name)
+        connect_options = _connect_options(
+            url,
+            callbacks,
+            name=name,
+            connect_timeout=connect_timeout,
+            reconnect_wait=reconnect_wait,
+            initial_attempts=initial_attempts,
+        )
+        nc = await _open(url, connect_options, dict(options or {}), callbacks.errors)
+        callbacks.nc = nc
         nc.options["max_reconnect_attempts"] = -1  # connected: from now on, forever
         nc.options["reconnect_time_wait"] = RECONNECT_FIRST
         bus = cls(nc)
         bus.max_payload = nc.max_payload
+        callbacks.bus = bus
         return bus
 
     async def _notify(self, connected: bool) -> None:
