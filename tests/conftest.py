@@ -9,12 +9,15 @@ it started running (and kills it).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from venom.daemon.bus import Bus
 from venom.daemon.embedded import NatsServerProcess
+from venom.daemon.memorybus import MemoryBus
+from venom.daemon.natsbus import NatsBus
 
 pytest_plugins = ["tests.leakcheck"]
 
@@ -46,3 +49,23 @@ def fresh_nats_server(tmp_path: Path) -> Iterator[NatsServerProcess]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(params=["memory", pytest.param("nats", marks=pytest.mark.integration)])
+async def buses(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Bus, Bus, Bus]]:
+    """(publisher, subscriber, second subscriber): one MemoryBus, or three connections
+    to the session's nats-server: the tests that take it hold on both."""
+    if request.param == "memory":
+        bus = MemoryBus()
+        yield bus, bus, bus
+        await bus.close()
+        return
+    url = request.getfixturevalue("nats_url")
+    opened: list[NatsBus] = []
+    try:
+        for _ in range(3):
+            opened.append(await NatsBus.connect(url))
+        yield opened[0], opened[1], opened[2]
+    finally:
+        for b in opened:
+            await b.close()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import ClassVar
 
 import anyio
@@ -17,8 +17,6 @@ import pytest
 from tests.helpers import Echo, make_config
 from venom.daemon.arbiter import Arbiter
 from venom.daemon.bus import Bus, BusMessage
-from venom.daemon.memorybus import MemoryBus
-from venom.daemon.natsbus import NatsBus
 from venom.plugins.host import PluginHost
 from venom.plugins.sdk import NoConfig, Plugin
 from venom.schemas import (
@@ -35,21 +33,6 @@ from venom.schemas import (
 )
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(params=["memory", pytest.param("nats", marks=pytest.mark.integration)])
-async def buses(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Bus, Bus, Bus]]:
-    """(arbiter bus, plugin bus, second plugin bus): one MemoryBus, or three connections."""
-    if request.param == "memory":
-        bus = MemoryBus()
-        yield bus, bus, bus
-        await bus.close()
-        return
-    url = request.getfixturevalue("nats_url")
-    a, p, q = await NatsBus.connect(url), await NatsBus.connect(url), await NatsBus.connect(url)
-    yield a, p, q
-    for b in (a, p, q):
-        await b.close()
 
 
 async def wait_until(cond: Callable[[], bool], timeout: float = 120.0) -> None:

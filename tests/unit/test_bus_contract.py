@@ -10,39 +10,19 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import anyio
 import pytest
 
 from venom.daemon.bus import Bus, BusMessage, Handler, header, is_no_responders
 from venom.daemon.memorybus import MemoryBus
-from venom.daemon.natsbus import NatsBus
 from venom.schemas import HDR_SERVICE_ERROR, HDR_SERVICE_ERROR_CODE, BusError
 
 pytestmark = pytest.mark.anyio
 
 #: Generous: a condition that holds at all holds well within this on a loaded machine.
 DEADLINE = 30.0
-
-
-@pytest.fixture(params=["memory", pytest.param("nats", marks=pytest.mark.integration)])
-async def buses(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Bus, Bus, Bus]]:
-    """(publisher, subscriber, second subscriber): one MemoryBus, or three connections."""
-    if request.param == "memory":
-        bus = MemoryBus()
-        yield bus, bus, bus
-        await bus.close()
-        return
-    url = request.getfixturevalue("nats_url")
-    opened: list[NatsBus] = []
-    try:
-        for _ in range(3):
-            opened.append(await NatsBus.connect(url))
-        yield opened[0], opened[1], opened[2]
-    finally:
-        for b in opened:
-            await b.close()
 
 
 @pytest.fixture
