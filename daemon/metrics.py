@@ -136,50 +136,40 @@ class BeatMetrics:
             [self._observe(gauges.missed_ticks)],
             description="Ticks skipped because the previous beat overran",
         )
-        meter.create_observable_gauge(
-            "venom.ledger.size",
-            [self._observe(gauges.ledger_size)],
-            description="Entries in the ledger (its last reply)",
-        )
-        meter.create_observable_gauge(
-            "venom.ledger.lag",
-            [self._observe(gauges.ledger_lag)],
-            description="Beats decided but not yet in the ledger",
-        )
-        meter.create_observable_gauge(
-            "venom.pid.error",
-            [self._observe(gauges.pid_error)],
-            unit="s",
-            description="PID error dT = T_obs - T_threshold of the last beat",
-        )
-        meter.create_observable_gauge(
-            "venom.period",
-            [self._observe(gauges.period)],
-            unit="s",
-            description="The beat period T_Lambda in force",
-        )
-        meter.create_observable_gauge(
-            "venom.plugins.live",
-            [self._observe(gauges.live_plugins)],
-            description="Plugins discovery sees",
-        )
-        meter.create_observable_gauge(
-            "venom.beat.kept",
-            [self._observe(gauges.beat_kept)],
-            description="1 while missed ticks and missing replies stay under 1 % (last 10 s)",
-        )
-        meter.create_observable_gauge(
-            "venom.ticks.missed.percent",
-            [self._observe(gauges.missed_ticks_pct)],
-            unit="%",
-            description="Ticks missed, of all ticks, over the last 10 s window",
-        )
-        meter.create_observable_gauge(
-            "venom.replies.missing.percent",
-            [self._observe(gauges.missing_replies_pct)],
-            unit="%",
-            description="Replies missing, of all expected, over the last 10 s window",
-        )
+        gauge_table: list[tuple[str, Callable[[], float | int | None], str, str]] = [
+            ("venom.ledger.size", gauges.ledger_size, "", "Entries in the ledger (its last reply)"),
+            ("venom.ledger.lag", gauges.ledger_lag, "", "Beats decided but not yet in the ledger"),
+            (
+                "venom.pid.error",
+                gauges.pid_error,
+                "s",
+                "PID error dT = T_obs - T_threshold of the last beat",
+            ),
+            ("venom.period", gauges.period, "s", "The beat period T_Lambda in force"),
+            ("venom.plugins.live", gauges.live_plugins, "", "Plugins discovery sees"),
+            (
+                "venom.beat.kept",
+                gauges.beat_kept,
+                "",
+                "1 while missed ticks and missing replies stay under 1 % (last 10 s)",
+            ),
+            (
+                "venom.ticks.missed.percent",
+                gauges.missed_ticks_pct,
+                "%",
+                "Ticks missed, of all ticks, over the last 10 s window",
+            ),
+            (
+                "venom.replies.missing.percent",
+                gauges.missing_replies_pct,
+                "%",
+                "Replies missing, of all expected, over the last 10 s window",
+            ),
+        ]
+        for name, read, unit, description in gauge_table:
+            meter.create_observable_gauge(
+                name, [self._observe(read)], unit=unit, description=description
+            )
 
     @staticmethod
     def _observe(
