@@ -1,33 +1,35 @@
-"""The venom daemon: arbiter, beat loop, bus, embedded NATS, CLI.
+"""The venom daemon, in layers that follow the data path (../shared/LAYOUT.md).
 
-The names below load on first use (PEP 562), so importing a module inside
-the package, as ``venom.plugins`` does with the bus faces, does not load the
-arbiter, nats-py or OpenTelemetry's SDK.
+From the top: ``cli`` and ``bench`` → ``service`` (one process's life) →
+``beat`` (the loop) beside ``venom.plugins`` → ``bus`` → ``observe`` →
+``config`` → ``venom.schemas``. Each subpackage's ``__init__`` is its face;
+its names, and the few below, load on first use (PEP 562), so importing a
+face, as ``venom.plugins`` does with the bus and observe faces, loads
+neither the arbiter, nor nats-py, nor OpenTelemetry's SDK.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from venom.daemon.lazy import lazy_face
 
 if TYPE_CHECKING:
-    from venom.daemon.arbiter import Arbiter
-    from venom.daemon.beatseed import beat_seed
-    from venom.daemon.bus import Bus, BusMessage, Subscription
-    from venom.daemon.memorybus import MemoryBus
-    from venom.daemon.natsbus import NatsBus
-    from venom.daemon.settings import VenomConfig
+    from venom.daemon.beat.arbiter import Arbiter
+    from venom.daemon.bus.base import Bus, BusMessage, Subscription
+    from venom.daemon.bus.memorybus import MemoryBus
+    from venom.daemon.bus.natsbus import NatsBus
+    from venom.daemon.config.settings import VenomConfig
 
 #: Each public name and the module that defines it.
 _WHERE = {
-    "Arbiter": "venom.daemon.arbiter",
-    "Bus": "venom.daemon.bus",
-    "BusMessage": "venom.daemon.bus",
-    "MemoryBus": "venom.daemon.memorybus",
-    "NatsBus": "venom.daemon.natsbus",
-    "Subscription": "venom.daemon.bus",
-    "VenomConfig": "venom.daemon.settings",
-    "beat_seed": "venom.daemon.beatseed",
+    "Arbiter": "venom.daemon.beat.arbiter",
+    "Bus": "venom.daemon.bus.base",
+    "BusMessage": "venom.daemon.bus.base",
+    "MemoryBus": "venom.daemon.bus.memorybus",
+    "NatsBus": "venom.daemon.bus.natsbus",
+    "Subscription": "venom.daemon.bus.base",
+    "VenomConfig": "venom.daemon.config.settings",
 }
 
 __all__ = [
@@ -38,18 +40,6 @@ __all__ = [
     "NatsBus",
     "Subscription",
     "VenomConfig",
-    "beat_seed",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'venom.daemon' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # the next lookup is a plain one
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = lazy_face(__name__, _WHERE)

@@ -2,6 +2,6 @@
 
 import sys
 
-from venom.daemon.cli import main
+from venom.daemon.cli.main import main
 
 sys.exit(main())

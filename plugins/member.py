@@ -17,10 +17,8 @@ from typing import Any
 
 from opentelemetry.trace import TracerProvider
 
-from venom.daemon.bus import Bus, BusMessage, Subscription
-from venom.daemon.micro import EndpointStats, MicroService
-from venom.daemon.ratelog import ProblemLog
-from venom.daemon.tracing import ConsumerTrace, end_span
+from venom.daemon.bus import Bus, BusMessage, EndpointStats, MicroService, Subscription
+from venom.daemon.observe import ConsumerTrace, ProblemLog, end_span
 from venom.plugins.sdk import Plugin
 from venom.schemas import SCHEMA_VERSION, Codec, ErrorReply, Pulse, Reply, Subjects
 

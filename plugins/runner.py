@@ -17,9 +17,8 @@ from typing import Any
 import anyio.lowlevel
 from opentelemetry.trace import TracerProvider
 
-from venom.daemon.bus import Bus, BusMessage, Subscription, error_headers
-from venom.daemon.micro import EndpointStats
-from venom.daemon.ratelog import ProblemLog
+from venom.daemon.bus import Bus, BusMessage, EndpointStats, Subscription, error_headers
+from venom.daemon.observe import ProblemLog
 from venom.plugins.member import PluginMember
 from venom.plugins.sdk import Plugin
 from venom.schemas import (

@@ -40,7 +40,17 @@ import msgspec
 from opentelemetry.trace import TracerProvider
 
 from venom.daemon.bus import Bus
-from venom.schemas import ROLES, Mesh, Message, PluginValidationError, Pulse, Reply, Role, Subjects
+from venom.schemas import (
+    ROLES,
+    Codec,
+    Mesh,
+    Message,
+    PluginValidationError,
+    Pulse,
+    Reply,
+    Role,
+    Subjects,
+)
 
 
 class NoConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -69,6 +79,8 @@ class PluginContext:
 
     state_dir: Path = field(default_factory=lambda: Path(".venom"))
     subjects: Subjects = field(default_factory=Subjects)
+    #: The process's codec (one per process, with its size limit).
+    codec: Codec = field(default_factory=Codec)
     publish: Publish = _no_publish
     #: The bus the host runs the plugin on (for plugins that need more than replies,
     #: like the ledger's JetStream consumer).

@@ -1,7 +1,7 @@
 """Test a plugin without a NATS server: :class:`PluginHarness`.
 
 The harness runs one plugin the way ``venom plugin run`` does, on an
-in-process :class:`~venom.daemon.memorybus.MemoryBus` instead of a server:
+in-process :class:`~venom.daemon.bus.memorybus.MemoryBus` instead of a server:
 the class is validated (:func:`validate_plugin`), its config decoded from a
 plain dict (:meth:`Plugin.decode_config`), the instance opened and served by
 a real :class:`PluginRunner`. Each :meth:`PluginHarness.pulse` is encoded
@@ -32,10 +32,7 @@ from typing import Any, Self
 
 import msgspec
 
-from venom.daemon.beatseed import beat_seed
-from venom.daemon.bus import header
-from venom.daemon.memorybus import MemoryBus
-from venom.daemon.micro import EndpointStats
+from venom.daemon.bus import EndpointStats, MemoryBus, header
 from venom.plugins.host import PluginHost, PluginRunner
 from venom.plugins.registry import create_plugin, load_plugin_class
 from venom.plugins.sdk import Plugin, PluginContext, validate_plugin
@@ -54,6 +51,7 @@ from venom.schemas import (
     SchemaError,
     Subjects,
     Weights,
+    beat_seed,
 )
 
 #: T_Λ of the default loop (k = 4 cores, P = 5 nodes), carried in every pulse.

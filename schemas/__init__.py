@@ -1,16 +1,20 @@
 """venom's wire format: message types, subjects, codec and errors."""
 
+from venom.schemas.beatseed import beat_seed
 from venom.schemas.codec import DEFAULT_MAX_BYTES, Codec, find_non_finite
 from venom.schemas.errors import (
+    BenchError,
     BusError,
     ConfigError,
     LedgerCorrupt,
     LedgerError,
     NonFiniteError,
     PluginError,
+    PluginStartError,
     PluginValidationError,
     SchemaError,
     ServerError,
+    StateDirInUse,
     VenomError,
 )
 from venom.schemas.export import WIRE_TYPES, export_schemas, json_schema
@@ -77,6 +81,7 @@ __all__ = [
     "Action",
     "Anomaly",
     "BeatRecord",
+    "BenchError",
     "BusError",
     "Codec",
     "ConfigError",
@@ -99,6 +104,7 @@ __all__ = [
     "NonFiniteError",
     "PidState",
     "PluginError",
+    "PluginStartError",
     "PluginStatus",
     "PluginValidationError",
     "Pulse",
@@ -110,12 +116,14 @@ __all__ = [
     "ServerError",
     "Severity",
     "SlowPlugin",
+    "StateDirInUse",
     "Status",
     "Subjects",
     "Telemetry",
     "ThreatReply",
     "VenomError",
     "Weights",
+    "beat_seed",
     "export_schemas",
     "find_non_finite",
     "host_set",

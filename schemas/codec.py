@@ -152,12 +152,16 @@ class Codec:
                 f"{type(msg).__name__}: non-finite float at {where} (NaN/inf are not allowed)"
             )
 
-    def decode(self, kind: type[T], data: bytes) -> T:
-        """Decode ``data`` as ``kind``; raise SchemaError naming what is wrong."""
-        if len(data) > self.max_bytes:
+    def decode(self, kind: type[T], data: bytes, *, max_bytes: int = 0) -> T:
+        """Decode ``data`` as ``kind``; raise SchemaError naming what is wrong.
+
+        ``max_bytes`` (> 0) replaces the codec's limit for this call: the ledger
+        reads records the stream already took, whose limit is the stream's.
+        """
+        limit = max_bytes or self.max_bytes
+        if len(data) > limit:
             raise SchemaError(
-                f"{kind.__name__}: payload of {len(data)} bytes exceeds the limit of "
-                f"{self.max_bytes} bytes"
+                f"{kind.__name__}: payload of {len(data)} bytes exceeds the limit of {limit} bytes"
             )
         try:
             return self.decoder(kind).decode(data)

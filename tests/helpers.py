@@ -14,7 +14,7 @@ import anyio
 import msgspec
 
 from tests.processes import kill_tree
-from venom.daemon.settings import BeatConfig, PluginsConfig, RunConfig, VenomConfig
+from venom.daemon.config.settings import BeatConfig, PluginsConfig, RunConfig, VenomConfig
 from venom.plugins.sdk import NoConfig, Plugin
 from venom.schemas import EstimateReply, Pulse, Reply, Role
 

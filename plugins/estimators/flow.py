@@ -11,7 +11,7 @@ The noise comes from a reseeded :class:`~venom.plugins.sensors.beatrng.BeatRng`
 (the draws of ``default_rng(seed)`` without building one a beat), and the
 ``norm`` flow, the default, runs as in-place ufuncs on one buffer: the same
 operations as ``np.linalg.norm(..., axis=1)`` and ``np.mean``, so the same
-bits (tests/unit/test_flow.py), in a third of the time.
+bits (tests/unit/plugins/test_flow.py), in a third of the time.
 """
 
 from __future__ import annotations

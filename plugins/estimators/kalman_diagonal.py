@@ -7,7 +7,7 @@ about twenty multiplications and divisions per state, where numpy spends
 microseconds per call on each 3×3 product, solve and ``diag``. The
 arithmetic follows the matrix code operation for operation (the same
 products in the same order, ``(a·p)·a + q``, the Joseph form), so it agrees
-with the numpy filter to the last bit or two (tests/unit/test_kalman.py
+with the numpy filter to the last bit or two (tests/unit/plugins/test_kalman.py
 checks 1e-12 on random models). The lengths are checked once, at
 construction, so the per-beat loops zip without ``strict``.
 """

@@ -11,11 +11,10 @@ import asyncio
 import logging
 from typing import ClassVar
 
-from venom.daemon.natsbus import NatsBus
 from venom.plugins.ledger.store import LedgerStore
 from venom.plugins.ledger.writer import LedgerConfig, LedgerWriter
 from venom.plugins.sdk import Plugin
-from venom.schemas import EstimateReply, PluginError, Pulse, Reply, Role
+from venom.schemas import BusError, EstimateReply, PluginError, Pulse, Reply, Role
 
 log = logging.getLogger("venom.ledger")
 
@@ -35,14 +34,19 @@ class LedgerPlugin(Plugin[LedgerConfig]):
 
     async def open(self) -> None:
         bus = self.context.bus
-        if not isinstance(bus, NatsBus):
-            raise PluginError("the ledger needs a NATS server with JetStream (not the memory bus)")
+        if bus is None:
+            raise PluginError("the ledger needs a NATS server with JetStream; it was given no bus")
+        try:
+            bus.jetstream()
+        except BusError as exc:
+            raise PluginError(f"the ledger needs a NATS server with JetStream: {exc}") from exc
         self.store = LedgerStore(self.context.state_dir)
         self.writer = LedgerWriter(
-            bus.nc,
+            bus,
             self.context.subjects,
             self.store,
             self.config,
+            codec=self.context.codec,
             tracer_provider=self.context.tracer_provider,
         )
         log.info("ledger at %s: %d entries", self.context.state_dir, self.store.size)

@@ -41,6 +41,16 @@ FRAME = struct.Struct("<II")
 OFFSET = struct.Struct("<Q")
 HASH_LEN = 32
 
+#: The files of a ledger directory (the table above).
+LOG_FILE = "entries.log"
+INDEX_FILE = "entries.idx"
+CHECKPOINT_FILE = "checkpoint"
+
+
+def tree_file(level: int) -> str:
+    """The file of the level-``level`` subtree hashes."""
+    return f"tree.{level}"
+
 
 class FrameDamage(NamedTuple):
     """Why a frame cannot be read: its ``header`` or its ``payload`` is cut short
@@ -84,6 +94,36 @@ def read_level_hashes(path: Path, count: int) -> list[bytes]:
     return [data[k * HASH_LEN : (k + 1) * HASH_LEN] for k in range(len(data) // HASH_LEN)]
 
 
+def read_checkpoint(path: Path) -> dict[str, object] | None:
+    """The checkpoint's JSON object (None: no checkpoint); LedgerCorrupt when unreadable."""
+    if not path.exists():
+        return None
+    try:
+        doc = json.loads(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise LedgerCorrupt(f"{path}: unreadable checkpoint: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise LedgerCorrupt(
+            f"{path}: unreadable checkpoint: a JSON {type(doc).__name__}, not an object"
+        )
+    return doc
+
+
+def vouched_size(path: Path) -> int:
+    """Entries the index and tree files are known to hold on disk: the checkpoint's size.
+
+    They are fsynced just before each checkpoint is written and only then,
+    so past that size they may be short, or hold garbage after a crash.
+    0 without a readable checkpoint.
+    """
+    try:
+        doc = read_checkpoint(path)
+    except LedgerCorrupt:
+        return 0
+    size = doc.get("size") if doc is not None else None
+    return size if isinstance(size, int) and size > 0 else 0
+
+
 def _fsync(fd: int, what: str) -> None:
     try:
         os.fsync(fd)
@@ -116,13 +156,13 @@ class LedgerStore:
         self.directory = Path(directory)
         self.hash_fn = hash_fn
         self.readonly = readonly
-        if readonly and not (self.directory / "entries.log").exists():
+        if readonly and not (self.directory / LOG_FILE).exists():
             raise LedgerError(f"no ledger in {self.directory}")
         if not readonly:
             self.directory.mkdir(parents=True, exist_ok=True)
-        self.log_path = self.directory / "entries.log"
-        self.idx_path = self.directory / "entries.idx"
-        self.checkpoint_path = self.directory / "checkpoint"
+        self.log_path = self.directory / LOG_FILE
+        self.idx_path = self.directory / INDEX_FILE
+        self.checkpoint_path = self.directory / CHECKPOINT_FILE
         self.tree = MerkleTree(hash_fn)
         self.offsets: list[int] = []
         self.truncated_bytes = 0
@@ -142,30 +182,15 @@ class LedgerStore:
     # -- recovery -------------------------------------------------------
 
     def _tree_path(self, level: int) -> Path:
-        return self.directory / f"tree.{level}"
-
-    def _durable_size(self) -> int:
-        """Entries the index and tree files are known to hold on disk: the checkpoint's size.
-
-        They are fsynced just before each checkpoint is written and only then,
-        so past that size they may be short, or hold garbage after a crash.
-        """
-        try:
-            doc = self.read_checkpoint()
-        except LedgerCorrupt:
-            return 0
-        size = doc.get("size") if doc is not None else None
-        return size if isinstance(size, int) and size > 0 else 0
+        return self.directory / tree_file(level)
 
     def _recover(self) -> None:
         """Read the index, validate the log's tail, rebuild what does not match."""
         log_size = self.log_path.stat().st_size if self.log_path.exists() else 0
-        durable = self._durable_size()
+        durable = vouched_size(self.checkpoint_path)
         offsets: list[int] = []
         if self.idx_path.exists() and durable:
-            with open(self.idx_path, "rb") as f:
-                raw = f.read(durable * OFFSET.size)
-            offsets = [o for (o,) in OFFSET.iter_unpack(raw[: len(raw) // 8 * 8])]
+            offsets = read_offsets(self.idx_path, durable)
         # Keep index entries whose frames are complete, intact and back to back;
         # then scan the log on from there.
         with open(self.log_path, "rb" if self.readonly else "a+b") as log:
@@ -202,18 +227,16 @@ class LedgerStore:
 
     @staticmethod
     def _frame_ok(log: BinaryIO, offset: int, log_size: int) -> int | None:
-        """End offset of an intact frame at ``offset``, or None."""
+        """End offset of an intact frame at ``offset`` (within ``log_size``), or None."""
         if offset + FRAME.size > log_size:
             return None
         log.seek(offset)
-        head = log.read(FRAME.size)
-        length, crc = FRAME.unpack(head)
-        end = offset + FRAME.size + int(length)
-        if end > log_size:
-            return None
-        if zlib.crc32(log.read(length)) != crc:
-            return None
-        return end
+        (length, _) = FRAME.unpack(log.read(FRAME.size))
+        if offset + FRAME.size + length > log_size:
+            return None  # a torn or garbage length: do not read past the end
+        log.seek(offset)
+        payload = read_frame(log)
+        return None if isinstance(payload, FrameDamage) else offset + frame_size(payload)
 
     def _load_tree(self, size: int, trusted: int) -> None:
         """Load the stored level hashes of the first ``trusted`` entries; the rest from the log."""
@@ -361,23 +384,11 @@ class LedgerStore:
             self._log.flush()
         with open(self.log_path, "rb") as log:
             log.seek(offsets[index])
-            length, crc = FRAME.unpack(log.read(FRAME.size))
-            data = log.read(length)
-        if len(data) != length or zlib.crc32(data) != crc:
+            data = read_frame(log)
+        if isinstance(data, FrameDamage):
             raise LedgerCorrupt(f"entry {index}: frame checksum mismatch")
         return data
 
     def read_checkpoint(self) -> dict[str, object] | None:
         """The checkpoint's JSON object (None: no checkpoint); LedgerCorrupt when unreadable."""
-        if not self.checkpoint_path.exists():
-            return None
-        try:
-            doc = json.loads(self.checkpoint_path.read_bytes())
-        except (OSError, ValueError) as exc:
-            raise LedgerCorrupt(f"{self.checkpoint_path}: unreadable checkpoint: {exc}") from exc
-        if not isinstance(doc, dict):
-            raise LedgerCorrupt(
-                f"{self.checkpoint_path}: unreadable checkpoint: a JSON {type(doc).__name__}, "
-                "not an object"
-            )
-        return doc
+        return read_checkpoint(self.checkpoint_path)

@@ -13,20 +13,27 @@ in.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from venom.plugins.ledger.entry import GENESIS, entry_prev_hex, entry_seq
 from venom.plugins.ledger.merkle import HashFn, MerkleTree, sha3_256
 from venom.plugins.ledger.store import (
+    CHECKPOINT_FILE,
+    INDEX_FILE,
+    LOG_FILE,
     FrameDamage,
     frame_size,
+    read_checkpoint,
     read_frame,
     read_level_hashes,
     read_offsets,
+    tree_file,
+    vouched_size,
 )
+from venom.schemas import LedgerCorrupt
 
 Progress = Callable[[int, int], None]
 
@@ -62,13 +69,13 @@ def verify_ledger(
     """Verify the ledger in ``directory``; never raises for damage, reports it."""
     tree = MerkleTree(hash_fn)
     try:
-        offsets = _check_log(directory / "entries.log", tree, progress, every)
+        offsets = _check_log(directory / LOG_FILE, tree, progress, every)
         # The index and tree files are fsynced at each checkpoint: they must match
         # the log up to its size; past it a crash may have left them short or torn.
-        vouched = _checkpoint_size(directory / "checkpoint")
-        _check_index(directory / "entries.idx", offsets, vouched)
+        vouched = vouched_size(directory / CHECKPOINT_FILE)
+        _check_index(directory / INDEX_FILE, offsets, vouched)
         _check_tree_files(directory, tree, vouched)
-        cp_size, cp_root = _read_checkpoint(directory / "checkpoint")
+        cp_size, cp_root = _read_checkpoint(directory / CHECKPOINT_FILE)
     except _Damage as damage:
         return VerifyReport(tree.size, tree.root().hex(), False, damage.problem, damage.entry)
     return _judge_checkpoint(tree, cp_size, cp_root)
@@ -145,7 +152,7 @@ def _check_index(idx_path: Path, offsets: list[int], vouched: int) -> None:
 def _check_tree_files(directory: Path, tree: MerkleTree, vouched: int) -> None:
     """Each tree file's hashes of the first ``vouched`` entries must be the entries'."""
     for h, level in enumerate(tree.levels):
-        path = directory / f"tree.{h}"
+        path = directory / tree_file(h)
         if not path.exists():
             continue
         stored = read_level_hashes(path, vouched >> h)
@@ -164,7 +171,10 @@ def _read_checkpoint(cp_path: Path) -> tuple[int, str]:
     if not cp_path.exists():
         raise _Damage("no checkpoint: the ledger never closed cleanly or checkpointed", None)
     try:
-        cp = json.loads(cp_path.read_text())
+        cp: dict[str, Any] = read_checkpoint(cp_path) or {}
+    except LedgerCorrupt as exc:
+        raise _Damage(str(exc), None) from exc
+    try:
         return int(cp["size"]), str(cp["root"])
     except (ValueError, KeyError, TypeError) as exc:
         raise _Damage(f"checkpoint is unreadable: {exc}", None) from exc
@@ -184,12 +194,3 @@ def _judge_checkpoint(tree: MerkleTree, cp_size: int, cp_root: str) -> VerifyRep
         return report
     report.ok = True
     return report
-
-
-def _checkpoint_size(path: Path) -> int:
-    """The checkpoint's size, 0 without a readable one."""
-    try:
-        size = json.loads(path.read_text())["size"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return 0
-    return size if isinstance(size, int) and size > 0 else 0

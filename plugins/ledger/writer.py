@@ -7,16 +7,13 @@ whole window). A record redelivered after a crash has a sequence the log
 already holds: it is acked and skipped, so every beat is appended exactly
 once. The head (size, root, time) is published every ``head_interval``.
 
-Pulling: one long pull request of ``batch`` records is kept outstanding
-(:class:`_Puller`) and renewed when less than half of it is left, so the
-server pushes records as they are stored and the writer only collects what
-has arrived once per window: one pull request per ``batch / 2`` records
-instead of one (and its status reply) per fetch.
+Pulling: the bus's :class:`~venom.daemon.bus.PullConsumer` keeps one long
+pull request of ``batch`` records outstanding, so the server pushes records
+as they are stored and the writer collects what has arrived once per window.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from typing import Annotated, Literal
@@ -25,22 +22,20 @@ import anyio
 import anyio.lowlevel
 import msgspec
 from msgspec import Meta
-from nats.aio.client import Client
-from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
-from nats.errors import Error as NatsError
-from nats.errors import TimeoutError as NatsTimeout
-from nats.js.api import DEFAULT_PREFIX, AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import NotFoundError
 from opentelemetry.trace import SpanKind, TracerProvider
 
-from venom.daemon.beatstream import ensure_stream
-from venom.daemon.tracing import SYSTEM, ConsumerTrace, end_span
+from venom.daemon.bus import Bus, BusMessage, PullConsumer, ensure_stream
+from venom.daemon.observe import SYSTEM, ConsumerTrace, end_span
 from venom.plugins.ledger.entry import GENESIS, canonical_record, make_entry, parse_entry
 from venom.plugins.ledger.store import LedgerStore
-from venom.schemas import BeatRecord, Codec, LedgerHead, SchemaError, Subjects
+from venom.schemas import BeatRecord, BusError, Codec, LedgerHead, SchemaError, Subjects
 
 log = logging.getLogger("venom.ledger")
+
+
+#: The largest beat record read from the stream (the stream took it already:
+#: its limit is the server's max_payload, not a plugin reply's).
+RECORD_MAX_BYTES = 16 * 1024 * 1024
 
 
 class LedgerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -56,103 +51,10 @@ class LedgerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     replicas: Annotated[int, Meta(ge=1, le=5)] = 1
 
 
-#: How long one pull request lasts (the server ends it with a 408 status).
-PULL_EXPIRES = 2.0
-_STATUS = "Status"
-_PENDING_MESSAGES = "Nats-Pending-Messages"
-
-
-def _stream_seq(reply: str) -> int:
-    """The stream sequence in a JetStream ack subject (what ``msg.metadata`` parses, only it)."""
-    tokens = reply.split(".")
-    if len(tokens) == 9:  # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>
-        return int(tokens[5])
-    return int(tokens[Msg.Ack.StreamSeq])  # with domain and account hash
-
-
-def _is_status(msg: Msg) -> bool:
+def _is_status(msg: BusMessage) -> bool:
+    """A JetStream status message (a pull request ended, a heartbeat), not a record."""
     headers = msg.headers
-    return headers is not None and _STATUS in headers
-
-
-class _Puller:
-    """Keeps one pull request on the durable consumer outstanding, renewed before it runs dry.
-
-    ``credit`` is what the requests sent may still deliver; a request ends
-    with its batch delivered or with a status (408 when it expires, with the
-    count it did not deliver). Requests die with the connection, so a
-    reconnect, or a request past its expiry with no word from the server,
-    clears the credit and a new one is sent.
-    """
-
-    def __init__(self, nc: Client, stream: str, durable: str, batch: int) -> None:
-        self.nc = nc
-        self.subject = f"{DEFAULT_PREFIX}.CONSUMER.MSG.NEXT.{stream}.{durable}"
-        self.batch = batch
-        self.request = msgspec.json.encode(
-            {"batch": batch, "expires": int(PULL_EXPIRES * 1_000_000_000)}
-        )
-        self.credit = 0
-        self.until = 0.0
-        self.reconnects = self._reconnects()
-        self.inbox = nc.new_inbox()
-        self.sub: Subscription | None = None
-
-    def _reconnects(self) -> int:
-        return int(self.nc.stats["reconnects"])
-
-    async def start(self) -> None:
-        self.sub = await self.nc.subscribe(self.inbox)
-
-    async def top_up(self) -> None:
-        """Send a pull request unless the ones out there cover more than half a batch."""
-        now = time.monotonic()
-        reconnects = self._reconnects()
-        if reconnects != self.reconnects or now > self.until + 1.0:
-            self.reconnects = reconnects
-            self.credit = 0
-        if self.credit > self.batch // 2:
-            return
-        await self.nc.publish(self.subject, self.request, reply=self.inbox)
-        self.credit += self.batch
-        self.until = now + PULL_EXPIRES
-
-    async def first(self, timeout: float) -> Msg | None:
-        """The next message (a record or a status) within ``timeout``, else None."""
-        assert self.sub is not None
-        try:
-            return await self.sub.next_msg(timeout=timeout)
-        except NatsTimeout:
-            return None
-
-    def arrived(self) -> list[Msg]:
-        """Every message already received, without waiting."""
-        assert self.sub is not None
-        # nats-py's own fetch drains its pull inbox the same way.
-        queue = self.sub._pending_queue
-        msgs: list[Msg] = []
-        while not queue.empty():
-            msg = queue.get_nowait()
-            queue.task_done()
-            self.sub._pending_size -= len(msg.data)
-            msgs.append(msg)
-        return msgs
-
-    def status(self, msg: Msg) -> str | None:
-        """None for a record; for a status message (a request ended), account for it."""
-        headers = msg.headers
-        status = headers.get(_STATUS) if headers else None
-        if status is None:
-            self.credit = max(0, self.credit - 1)
-            return None
-        if status != "100":  # 100: a heartbeat; anything else ends a request
-            left = headers.get(_PENDING_MESSAGES) if headers else None
-            self.credit = max(0, self.credit - int(left)) if left and left.isdigit() else 0
-        return status
-
-    async def stop(self) -> None:
-        if self.sub is not None:
-            await self.sub.unsubscribe()
+    return headers is not None and "Status" in headers
 
 
 class LedgerWriter:
@@ -160,18 +62,18 @@ class LedgerWriter:
 
     def __init__(
         self,
-        nc: Client,
+        bus: Bus,
         subjects: Subjects,
         store: LedgerStore,
         config: LedgerConfig,
         codec: Codec | None = None,
         tracer_provider: TracerProvider | None = None,
     ) -> None:
-        self.nc = nc
+        self.bus = bus
         self.subjects = subjects
         self.store = store
         self.config = config
-        self.codec = codec or Codec(max_bytes=16 * 1024 * 1024)
+        self.codec = codec or Codec()
         self.last_seq = 0
         self.last_beat = 0
         self.prev = GENESIS
@@ -208,30 +110,19 @@ class LedgerWriter:
         self._stopping = True
 
     async def run(self) -> None:
-        js = self.nc.jetstream()
+        js = self.bus.jetstream()
         stream = await ensure_stream(js, self.subjects, replicas=self.config.replicas)
         # The log, not the consumer, knows what is stored: start the durable consumer
         # right after the last stored sequence, so a record that was appended but
         # not acked before a crash is never overtaken by later ones (no gaps).
-        with contextlib.suppress(NotFoundError):
-            await js.delete_consumer(stream, self.config.durable)
-        config = ConsumerConfig(
-            durable_name=self.config.durable,
-            # One ack per group commit, for every record up to it (what is acked is on disk).
-            ack_policy=AckPolicy.ALL,
-            ack_wait=30.0,
-            max_ack_pending=65536,
-            deliver_policy=DeliverPolicy.BY_START_SEQUENCE if self.last_seq else DeliverPolicy.ALL,
-            opt_start_seq=self.last_seq + 1 if self.last_seq else None,
+        puller = await js.pull_consumer(
+            stream, self.config.durable, after=self.last_seq, batch=self.config.batch
         )
-        await js.add_consumer(stream, config)
-        puller = _Puller(self.nc, stream, self.config.durable, self.config.batch)
-        await puller.start()
         window = self.config.group_ms / 1000 if self.config.fsync == "group" else 0.0
         try:
             while True:
-                pending: list[Msg] = []
-                last: Msg | None = None  # the last record of this round, taken or not
+                pending: list[BusMessage] = []
+                last: BusMessage | None = None  # the last record of this round, taken or not
                 deadline = time.monotonic() + window
                 try:
                     await puller.top_up()
@@ -240,7 +131,7 @@ class LedgerWriter:
                         # Group commit: let the window fill, then take what came.
                         await anyio.sleep(max(0.0, deadline - time.monotonic()))
                     msgs = [first, *puller.arrived()] if first is not None else []
-                except NatsError as exc:  # cut off from the server: it reconnects
+                except BusError as exc:  # cut off from the server: it reconnects
                     self._cut_off(exc)
                     await anyio.sleep(0.25)
                     msgs = []
@@ -252,7 +143,7 @@ class LedgerWriter:
                         await anyio.lowlevel.checkpoint()
                     status = puller.status(msg)
                     if status is None:
-                        if self._take(msg):
+                        if self._take(msg, puller.sequence(msg)):
                             pending.append(msg)
                         last = msg
                     elif status not in ("100", "404", "408"):
@@ -263,9 +154,9 @@ class LedgerWriter:
                     # the ledger's pulse replies) ...
                     await anyio.to_thread.run_sync(self.store.sync)
                 if last is not None:
-                    await self._ack(last)  # ... then acked, all of them with the last
+                    await self._ack(puller, last)  # ... then acked, all of them with the last
                 if trouble is not None:  # e.g. the consumer is gone: as if cut off
-                    self._cut_off(NatsError(trouble))
+                    self._cut_off(BusError(trouble))
                     await anyio.sleep(0.25)
                 if not pending and not self.caught_up.is_set() and not msgs:
                     self.caught_up.set()
@@ -274,14 +165,13 @@ class LedgerWriter:
                     break
         finally:
             with anyio.CancelScope(shield=True):
-                with contextlib.suppress(NatsError):
-                    await puller.stop()
+                await puller.stop()
 
-    async def _ack(self, msg: Msg) -> None:
+    async def _ack(self, puller: PullConsumer, msg: BusMessage) -> None:
         """Ack ``msg``; if the connection is down the stream redelivers it, and it is skipped."""
         try:
-            await msg.ack()
-        except NatsError as exc:
+            await puller.ack(msg)
+        except BusError as exc:
             self._cut_off(exc)
 
     def _cut_off(self, exc: Exception) -> None:
@@ -289,9 +179,8 @@ class LedgerWriter:
         if self.disconnects == 1 or self.disconnects % 100 == 0:
             log.warning("beat stream unreachable (%s); waiting for the connection", exc)
 
-    def _take(self, msg: Msg) -> bool:
-        """Append ``msg`` if new; False for a duplicate or a record we cannot read."""
-        seq = _stream_seq(msg.reply)
+    def _take(self, msg: BusMessage, seq: int) -> bool:
+        """Append ``msg`` (stream sequence ``seq``) if new; False for a duplicate or junk."""
         if seq <= self.last_seq:
             self.duplicates += 1
             return False
@@ -304,7 +193,7 @@ class LedgerWriter:
                 seq - 1,
             )
         try:
-            record = self.codec.decode(BeatRecord, msg.data)
+            record = self.codec.decode(BeatRecord, msg.data, max_bytes=RECORD_MAX_BYTES)
             body = canonical_record(record, self.codec)
         except SchemaError as exc:
             self.rejected += 1
@@ -337,6 +226,6 @@ class LedgerWriter:
                 size=self.store.size, root=self.store.tree.root().hex(), time=time.time()
             )
             try:
-                await self.nc.publish(self.subjects.ledger_head, self.codec.encode(head))
-            except NatsError as exc:
+                await self.bus.publish(self.subjects.ledger_head, self.codec.encode(head))
+            except BusError as exc:
                 self._cut_off(exc)

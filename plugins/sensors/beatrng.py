@@ -7,7 +7,7 @@ on 8 words) and a new PCG64 and Generator. :class:`BeatRng` keeps one
 Generator and sets its PCG64 state instead: the SeedSequence still mixes the
 seed (numpy's own code), and the few integer steps after it, generate_state
 and PCG64's seeding, are done here in Python ints. The stream is the same,
-draw for draw (tests/unit/test_plant.py checks it against ``default_rng``
+draw for draw (tests/unit/plugins/test_plant.py checks it against ``default_rng``
 for thousands of seeds).
 """
 

@@ -29,7 +29,7 @@ from typing import Any
 import anyio
 import nats
 
-from venom.daemon import proccpu
+from venom.daemon.bench import proccpu
 
 
 async def _measure(venom: str, period: float | None, window: float) -> dict[str, Any]:

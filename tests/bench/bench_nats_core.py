@@ -64,10 +64,10 @@ import anyio
 import msgspec
 import nats
 
-from venom.daemon.beatstats import percentile
-from venom.daemon.embedded import EmbeddedServer
-from venom.daemon.natsbus import PENDING_BYTES, PENDING_MSGS
-from venom.daemon.parentdeath import parent_death_hook
+from venom.daemon.bus.embedded import EmbeddedServer
+from venom.daemon.bus.natsbus import PENDING_BYTES, PENDING_MSGS
+from venom.daemon.bus.parentdeath import parent_death_hook
+from venom.daemon.observe.percentiles import percentile
 from venom.schemas import EstimateReply, Pulse, PulseContext
 
 # nats-core has no types of its own (its modules sit under nats-py's typed ``nats``
@@ -306,8 +306,8 @@ async def run_requester(
     return {
         "beats": beats,
         "beats_per_s": beats / elapsed,
-        "p50_ms": percentile(durations, 50) * 1e3,
-        "p99_ms": percentile(durations, 99) * 1e3,
+        "p50_ms": percentile(durations, 50, 0.0) * 1e3,
+        "p99_ms": percentile(durations, 99, 0.0) * 1e3,
         "missing": missing,
         "unnamed": unnamed,
         "cpu_ms_per_beat": (time.process_time() - cpu_start) / max(1, beats) * 1e3,

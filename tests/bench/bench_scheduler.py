@@ -15,9 +15,9 @@ import statistics
 
 import anyio
 
-from venom.daemon.arbiter import Arbiter
-from venom.daemon.memorybus import MemoryBus
-from venom.daemon.settings import BeatConfig, PluginsConfig, RunConfig, VenomConfig
+from venom.daemon.beat.arbiter import Arbiter
+from venom.daemon.bus.memorybus import MemoryBus
+from venom.daemon.config.settings import BeatConfig, PluginsConfig, RunConfig, VenomConfig
 from venom.schemas import BeatRecord
 
 

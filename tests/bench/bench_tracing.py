@@ -21,8 +21,8 @@ import anyio
 import msgspec
 
 from tests.otlp_sink import OtlpSink
-from venom.daemon.pluginbench import bench_daemon
-from venom.daemon.settings import TelemetryConfig, VenomConfig
+from venom.daemon.bench.plugins import bench_daemon
+from venom.daemon.config.settings import TelemetryConfig, VenomConfig
 
 
 def _config(endpoint: str, ratio: float | None, period: float | None) -> VenomConfig:

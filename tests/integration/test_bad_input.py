@@ -19,8 +19,8 @@ import nats
 import pytest
 
 from tests.helpers import Echo, make_config
-from venom.daemon.arbiter import Arbiter
-from venom.daemon.natsbus import NatsBus
+from venom.daemon.beat.arbiter import Arbiter
+from venom.daemon.bus.natsbus import NatsBus
 from venom.plugins.host import PluginHost
 from venom.schemas import (
     HDR_PLUGIN,

@@ -7,8 +7,8 @@ from typing import Any
 import anyio
 import pytest
 
-from venom.daemon.beatstream import BeatPublisher
-from venom.daemon.natsbus import NatsBus
+from venom.daemon.bus.beatstream import BeatPublisher
+from venom.daemon.bus.natsbus import NatsBus
 from venom.schemas import (
     BeatRecord,
     Codec,
@@ -38,7 +38,7 @@ async def test_a_lost_record_is_sent_again_and_the_stream_keeps_beat_order(nats_
     try:
         publisher = BeatPublisher(bus, subjects, Codec(), ack_timeout=0.5)
         await publisher.start()
-        await publisher.js.purge_stream(publisher.stream)
+        await bus.nc.jetstream().purge_stream(publisher.stream)
         real_publish = bus.publish
         dropped: list[int] = []
 
@@ -60,11 +60,11 @@ async def test_a_lost_record_is_sent_again_and_the_stream_keeps_beat_order(nats_
         assert publisher.published == 3
         assert publisher.failed >= 1  # beat 3 refused: its predecessor was not stored
         assert publisher.resent >= 2
-        info = await publisher.js.stream_info(publisher.stream)
+        info = await bus.nc.jetstream().stream_info(publisher.stream)
         assert info.state.messages == 3
         beats = []
         for seq in (1, 2, 3):
-            msg = await publisher.js.get_msg(publisher.stream, seq)
+            msg = await bus.nc.jetstream().get_msg(publisher.stream, seq)
             beats.append(Codec().decode(BeatRecord, msg.data or b"").beat)
         assert beats == [1, 2, 3]
     finally:

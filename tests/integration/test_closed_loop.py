@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from venom.daemon.scenariobench import DETECTION_BEATS, auc
+from venom.daemon.bench.scenario import DETECTION_BEATS, auc
 from venom.plugins.sensors.scenario import load_scenario
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

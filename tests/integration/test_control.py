@@ -8,9 +8,9 @@ import nats
 import pytest
 
 from tests.helpers import Echo, make_config
-from venom.daemon.arbiter import Arbiter
-from venom.daemon.natsbus import NatsBus
-from venom.daemon.settings import PluginsConfig
+from venom.daemon.beat.arbiter import Arbiter
+from venom.daemon.bus.natsbus import NatsBus
+from venom.daemon.config.settings import PluginsConfig
 from venom.plugins.cores import EntropyCore
 from venom.plugins.host import PluginHost
 from venom.schemas import (

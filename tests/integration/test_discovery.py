@@ -20,11 +20,10 @@ import pytest
 
 from tests.adr32 import VERBS, check_adr32
 from tests.helpers import Echo, make_config
-from venom.daemon.arbiter import Arbiter
-from venom.daemon.control import Control
-from venom.daemon.natsbus import NatsBus
-from venom.daemon.runner import run_daemon
-from venom.daemon.settings import PluginsConfig
+from venom.daemon.beat.arbiter import Arbiter
+from venom.daemon.bus.natsbus import NatsBus
+from venom.daemon.config.settings import PluginsConfig
+from venom.daemon.service.run import run_daemon
 from venom.plugins.host import PluginHost
 from venom.schemas import SCHEMA_VERSION, Subjects, host_set
 
@@ -150,7 +149,7 @@ async def test_a_plugin_first_heard_by_reply_is_asked_who_it_is_at_once(nats_url
                         entry.version,
                     ) != ("estimator", "1.0.0"):
                         await anyio.sleep(0.02)
-                status = Control(arbiter).status()
+                status = arbiter.snapshot()
                 assert [(p.name, p.role, p.version) for p in status.plugins] == [
                     ("echo", "estimator", "1.0.0")
                 ]

@@ -10,8 +10,8 @@ import anyio
 import nats
 import pytest
 
-from venom.daemon import embedded
-from venom.daemon.embedded import EmbeddedServer, NatsServerProcess, find_server
+from venom.daemon.bus import embedded
+from venom.daemon.bus.embedded import EmbeddedServer, NatsServerProcess, find_server
 from venom.schemas import ServerError
 
 pytestmark = pytest.mark.integration

@@ -21,8 +21,8 @@ import anyio
 import pytest
 
 from tests.helpers import make_config
-from venom.daemon.arbiter import Arbiter
-from venom.daemon.natsbus import NatsBus
+from venom.daemon.beat.arbiter import Arbiter
+from venom.daemon.bus.natsbus import NatsBus
 from venom.schemas import BeatRecord, Codec, GuardVerdict, Subjects, Telemetry
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -14,11 +14,11 @@ import anyio
 import pytest
 
 from tests.helpers import Echo, make_config
-from venom.daemon.arbiter import Arbiter
-from venom.daemon.beatstream import BeatPublisher
-from venom.daemon.bus import BusMessage
-from venom.daemon.embedded import NatsServerProcess
-from venom.daemon.natsbus import NatsBus
+from venom.daemon.beat.arbiter import Arbiter
+from venom.daemon.bus.base import BusMessage
+from venom.daemon.bus.beatstream import BeatPublisher
+from venom.daemon.bus.embedded import NatsServerProcess
+from venom.daemon.bus.natsbus import NatsBus
 from venom.plugins.host import PluginHost
 from venom.plugins.ledger.entry import parse_entry
 from venom.plugins.ledger.plugin import LedgerPlugin

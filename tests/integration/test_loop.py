@@ -6,9 +6,9 @@ import anyio
 import pytest
 
 from tests.helpers import make_config
-from venom.daemon.arbiter import Arbiter
-from venom.daemon.bus import BusMessage
-from venom.daemon.natsbus import NatsBus
+from venom.daemon.beat.arbiter import Arbiter
+from venom.daemon.bus.base import BusMessage
+from venom.daemon.bus.natsbus import NatsBus
 from venom.plugins.cores import BalanceCore, EntropyCore, OptimizeCore, RegenCore
 from venom.plugins.host import PluginHost
 from venom.schemas import BeatRecord, Codec, Decision, Subjects

@@ -52,7 +52,7 @@ import yaml
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from venom.daemon.embedded import NatsServerProcess
+from venom.daemon.bus.embedded import NatsServerProcess
 
 pytestmark = pytest.mark.integration
 

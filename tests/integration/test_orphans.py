@@ -25,9 +25,10 @@ import pytest
 
 from tests.helpers import stop_process
 from tests.processes import alive, cmdline, descendants, reaped
-from venom.daemon.embedded import PID_NAME, NatsServerProcess
-from venom.daemon.parentdeath import parent_death_hook
-from venom.daemon.statelock import LOCK_NAME, StateDirInUse, StateLock
+from venom.daemon.bus.embedded import PID_NAME, NatsServerProcess
+from venom.daemon.bus.parentdeath import parent_death_hook
+from venom.daemon.service.statelock import LOCK_NAME, StateLock
+from venom.schemas import StateDirInUse
 
 pytestmark = pytest.mark.integration
 
@@ -181,7 +182,7 @@ def test_the_lock_is_released_by_a_kill_9_and_held_by_pid(tmp_path: Path) -> Non
             sys.executable,
             "-c",
             "import sys, time\n"
-            "from venom.daemon.statelock import StateLock\n"
+            "from venom.daemon.service.statelock import StateLock\n"
             "lock = StateLock(sys.argv[1]); lock.acquire(); print('held', flush=True)\n"
             "time.sleep(300)\n",
             str(tmp_path),
@@ -264,7 +265,7 @@ def test_the_embedded_server_dies_with_the_process_that_started_it(tmp_path: Pat
             sys.executable,
             "-c",
             "import sys, time\n"
-            "from venom.daemon.embedded import NatsServerProcess\n"
+            "from venom.daemon.bus.embedded import NatsServerProcess\n"
             "server = NatsServerProcess(sys.argv[1], jetstream=False); server.start()\n"
             "print(server.pid, flush=True); time.sleep(300)\n",
             str(tmp_path),
@@ -286,7 +287,7 @@ def test_a_child_that_asks_dies_with_its_parent_even_while_it_starts(tmp_path: P
     # A parent (sh) that starts a child asking for the signal, then is killed.
     child = (
         "import os, sys, time\n"
-        "from venom.daemon.parentdeath import die_with_parent\n"
+        "from venom.daemon.bus.parentdeath import die_with_parent\n"
         "assert die_with_parent(os.getppid())\n"
         "print(os.getpid(), flush=True); time.sleep(300)\n"
     )
@@ -308,7 +309,7 @@ def test_a_child_that_asks_dies_with_its_parent_even_while_it_starts(tmp_path: P
 def test_a_child_whose_parent_is_already_gone_gets_the_signal_at_once() -> None:
     code = (
         "import os, time\n"
-        "from venom.daemon.parentdeath import die_with_parent\n"
+        "from venom.daemon.bus.parentdeath import die_with_parent\n"
         "die_with_parent(os.getppid() + 1); time.sleep(300)\n"
     )
     with reaped(subprocess.Popen([sys.executable, "-c", code])) as proc:

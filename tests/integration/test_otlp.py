@@ -22,8 +22,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from tests.helpers import make_config
 from tests.otlp_sink import OtlpSink
-from venom.daemon.runner import run_daemon
-from venom.daemon.settings import PluginsConfig, TelemetryConfig
+from venom.daemon.config.settings import PluginsConfig, TelemetryConfig
+from venom.daemon.service.run import run_daemon
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration, pytest.mark.slow]
 

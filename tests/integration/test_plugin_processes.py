@@ -27,8 +27,8 @@ from typing import Any
 import anyio
 import pytest
 
-from venom.daemon.clients import fetch_status
-from venom.daemon.natsbus import NatsBus
+from venom.daemon.bus.natsbus import NatsBus
+from venom.daemon.cli.query import fetch_status
 from venom.schemas import Subjects, VenomError
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

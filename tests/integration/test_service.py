@@ -26,7 +26,7 @@ import anyio
 import pytest
 
 from tests.helpers import stop_process
-from venom.daemon.embedded import NatsServerProcess
+from venom.daemon.bus.embedded import NatsServerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -267,7 +267,7 @@ def test_nats_outage_holds_beats_and_loses_nothing(
 
 @pytest.mark.anyio
 async def test_reconnect_backs_off_and_resets(fresh_nats_server: NatsServerProcess) -> None:
-    from venom.daemon.natsbus import RECONNECT_FIRST, RECONNECT_MAX, NatsBus
+    from venom.daemon.bus.natsbus import RECONNECT_FIRST, RECONNECT_MAX, NatsBus
 
     bus = await NatsBus.connect(fresh_nats_server.url, name="t-backoff")
     try:

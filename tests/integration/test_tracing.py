@@ -20,9 +20,9 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRati
 from opentelemetry.trace import SpanKind
 
 from tests.helpers import make_config
-from venom.daemon.runner import run_daemon
-from venom.daemon.settings import PluginsConfig, VenomConfig
-from venom.daemon.telemetry import Telemetry
+from venom.daemon.config.settings import PluginsConfig, VenomConfig
+from venom.daemon.observe.providers import TelemetryProviders
+from venom.daemon.service.run import run_daemon
 from venom.plugins.ledger.entry import parse_entry
 from venom.plugins.ledger.store import LedgerStore
 from venom.schemas import host_set
@@ -53,7 +53,7 @@ def _ledger_traces(state: Path) -> dict[int, str]:
 
 
 async def _run(nats_url: str, prefix: str, state: Path, provider: TracerProvider) -> None:
-    telemetry = Telemetry(tracer_provider=provider)
+    telemetry = TelemetryProviders(tracer_provider=provider)
     try:
         arbiter = await run_daemon(
             _config(nats_url, prefix), state, beats=BEATS, live=False, telemetry=telemetry
