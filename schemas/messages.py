@@ -235,6 +235,8 @@ class BeatRecord(Message, frozen=True, kw_only=True):
     pid: PidState = PidState()
     trace_id: str = ""
     span_id: str = ""
+    #: The epoch of the arbiter that decided it (SPEC 2.6; "" outside ``venom run``).
+    epoch: str = ""
 
 
 class LedgerHead(Message, frozen=True, kw_only=True):
@@ -306,6 +308,12 @@ class Status(Message, frozen=True, kw_only=True):
     uptime_s: float = 0.0
     connected: bool = True
     load: LoadReport = LoadReport()
+    #: HA (SPEC 2.6): ``leader`` or ``standby``; this arbiter's epoch; the leader's
+    #: epoch and the first beat it issued as leader (a standby: whom it follows).
+    role: str = "leader"
+    epoch: str = ""
+    leader: str = ""
+    leader_since: int = 0
 
 
 class ControlAck(Message, frozen=True, kw_only=True):

@@ -33,6 +33,7 @@ class Subjects:
         "ctl_weights",
         "ctl_wildcard",
         "decision",
+        "ha_leader",
         "ledger_head",
         "mesh_anomaly",
         "mesh_label",
@@ -61,6 +62,12 @@ class Subjects:
         self.ctl_resume = f"{prefix}.ctl.resume"
         self.ctl_weights = f"{prefix}.ctl.weights"
         self.ctl_wildcard = f"{prefix}.ctl.*"
+        #: A paused or holding HA leader's heartbeat (its records are one otherwise).
+        self.ha_leader = f"{prefix}.ha.leader"
+
+    def ctl_of(self, epoch: str) -> str:
+        """The control subjects of one arbiter, leader or standby: ``<prefix>.ctl.<epoch>.*``."""
+        return f"{self.prefix}.ctl.{epoch}.*"
 
     def telemetry(self, source: str) -> str:
         """Subject a sensor named ``source`` publishes on."""

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from venom.daemon.beat.decision import DecisionInputs
 from venom.schemas import (
     Anomaly,
+    BeatRecord,
     CoreReply,
     Decision,
     EstimateReply,
@@ -135,3 +136,28 @@ def next_context(
         cooling=cooling,
         ledger_lag=int(estimates.get("ledger.lag", 0)),
     )
+
+
+def context_after(
+    record: BeatRecord,
+    *,
+    required_guards: Sequence[str] | frozenset[str],
+    anomalies: list[Anomaly],
+    on_telemetry: Callable[[Telemetry], None] | None = None,
+) -> PulseContext:
+    """The context of the pulse after ``record``, from the record alone (a resume, SPEC 2.6).
+
+    The estimates depend on the replies only, so they come out as the
+    arbiter that wrote the record had them; ``anomalies`` are the ones the
+    resuming arbiter heard itself.
+    """
+    _, estimates = aggregate(
+        record.beat,
+        record.replies,
+        missing=record.report.missing,
+        required_guards=required_guards,
+        weights=record.pulse.weights,
+        t_obs=0.0,
+        on_telemetry=on_telemetry,
+    )
+    return next_context(record.decision, record.report, record.replies, estimates, anomalies)

@@ -14,20 +14,23 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import anyio
 from anyio.abc import TaskStatus
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
-from venom.daemon.beat.aggregate import aggregate, next_context
+from venom.daemon.beat.aggregate import aggregate, context_after, next_context
 from venom.daemon.beat.control import Control
 from venom.daemon.beat.decision import decide
 from venom.daemon.beat.discovery import Discovery
 from venom.daemon.beat.gather import Gather
 from venom.daemon.beat.genome import Genome
+from venom.daemon.beat.leadership import Leadership
 from venom.daemon.beat.loadwatch import LoadWatch
 from venom.daemon.beat.period import beat_period, gather_deadline
 from venom.daemon.beat.pid import GenomicPid
@@ -38,6 +41,7 @@ from venom.daemon.beat.stats import BeatStats
 from venom.daemon.beat.view import arbiter_gauges, arbiter_service
 from venom.daemon.bus.base import Bus
 from venom.daemon.bus.micro import EndpointStats
+from venom.daemon.bus.streamtail import StreamTail
 from venom.daemon.config.settings import VenomConfig
 from venom.daemon.observe.metrics import BeatMetrics
 from venom.daemon.observe.tracing import BeatTrace
@@ -80,6 +84,7 @@ class Arbiter:
         record_sink: RecordSink | None = None,
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
+        leadership: Leadership | None = None,
     ) -> None:
         self.bus = bus
         self.config = config
@@ -111,6 +116,11 @@ class Arbiter:
         self.scheduler = Scheduler(self.period)
         #: What the next pulse carries from this beat (SPEC 2.3).
         self.pulse_context = PulseContext()
+        #: Who leads (HA, SPEC 2.6); None: this arbiter leads alone.
+        self.leadership = leadership
+        #: This incarnation's epoch, stamped on its records ("" outside ``venom run``).
+        self.epoch = leadership.epoch if leadership is not None else ""
+        self._stall_limit = math.inf
         self._stopping = False
         self._wake = anyio.Event()
         #: Set when a plugin is first heard from by its reply: ask who it is now.
@@ -161,11 +171,22 @@ class Arbiter:
         self, *, beats: int = 0, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
         """Run beats until :meth:`stop` (or ``beats`` beats when > 0)."""
-        control = Control(self.snapshot, self, self.bus, self.subjects, self.codec, self.endpoint)
+        control = Control(
+            self.snapshot,
+            self,
+            self.bus,
+            self.subjects,
+            self.codec,
+            self.endpoint,
+            epoch=self.leadership.epoch if self.leadership is not None else "",
+        )
         await self.gather.start()
         await self.inputs.start(self.bus)
         await control.start()
         await self.service.start(self.bus)
+        if self.leadership is not None:
+            await self.leadership.start()
+            self._show_role()
         try:
             # Start-up discovery: our subscriptions in place first, then a round
             # (two for back-to-back runs, which wait for everyone: answers can be
@@ -185,6 +206,8 @@ class Arbiter:
                     tg.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
+                if self.leadership is not None:
+                    await self.leadership.stop()
                 await self.service.stop()
                 await control.stop()
                 await self.inputs.stop()
@@ -259,7 +282,41 @@ class Arbiter:
             ledger_size=estimates.get("ledger.size"),
             ledger_lag=estimates.get("ledger.lag"),
             live_plugins=len(self.discovery.plugins),
+            **self._ha_fields(),
         )
+
+    def _ha_fields(self) -> dict[str, Any]:
+        lead = self.leadership
+        if lead is None:
+            return {}
+        return {
+            "role": lead.role,
+            "epoch": lead.epoch,
+            "leader": lead.leader,
+            "leader_since": lead.since,
+        }
+
+    def continue_after(self, records: Sequence[BeatRecord]) -> None:
+        """Continue after the stream's last ``records``: beat number, genome, PID, context."""
+        if not records:
+            return
+        last = records[-1]
+        self.beat = last.beat
+        self.genome.restore(last.pulse.weights)
+        self.genome.step(
+            last.pid.output,
+            last.decision.threat,
+            last.beat,
+            output_limit=self.config.pid.output_limit,
+        )
+        self.pid.restore([r.pid for r in records])
+        self.pulse_context = context_after(
+            last,
+            required_guards=self._required,
+            anomalies=self.inputs.take_anomalies(),
+            on_telemetry=self.inputs.take_telemetry,
+        )
+        self.last_decision, self.last_pid = last.decision, last.pid
 
     def set_weights(self, weights: Weights) -> Weights:
         """Set the genome (floored and normalised); the weights in force."""
@@ -328,10 +385,15 @@ class Arbiter:
         gc.freeze()
         self.scheduler.restart()
         on_turn = self.on_turn
-        while not self.stopping() and not (max_beats and self.beat >= max_beats):
+        lead = self.leadership
+        issued = 0
+        last_beat = time.monotonic()
+        while not self.stopping() and not (max_beats and issued >= max_beats):
             on_turn()
+            if lead is not None and not await self._lead(lead):
+                continue
             if self.paused:
-                await self._idle(1.0)
+                await self._not_beating(lead, "paused", 1.0)
                 if not self.is_paused():  # resumed while we waited
                     self.scheduler.restart()
                 continue
@@ -341,13 +403,55 @@ class Arbiter:
                 if not holding:
                     self.scheduler.restart()
             if holding:
-                await self._idle(0.05)
+                await self._not_beating(lead, holding, 0.05)
+                continue
+            if lead is not None and lead.check_due(last_beat) and not await lead.still_leading():
+                self._show_role()
                 continue
             # A tick that comes with less than half the gather time left is missed.
             tick = await self.scheduler.wait(max_lateness=0.5 * self.deadline())
             if self.stopping():
                 break
             await self.run_beat(tick)
+            issued += 1
+            last_beat = time.monotonic()
+
+    async def _lead(self, lead: Leadership) -> bool:
+        """HA: True while this arbiter leads; a standby waits here, and takes over when due."""
+        if lead.leading:
+            why = lead.deposed()
+            if not why:
+                return True
+            lead.stand_down(why)
+            self._show_role()
+        if not lead.due():
+            await self._idle(min(0.25, lead.takeover_after() / 4))
+            return False
+        if await lead.take_over(self._take_over):
+            self._show_role()
+            self.scheduler.restart()
+        return False  # the next turn beats
+
+    def _take_over(self, tail: StreamTail) -> None:
+        self.continue_after(tail.records)
+
+    async def _not_beating(self, lead: Leadership | None, why: str, seconds: float) -> None:
+        """Paused or holding: wait, and (HA) tell the standbys we still lead."""
+        if lead is not None:
+            if self.bus.connected:
+                await lead.heartbeat(self.beat, why)
+            seconds = min(seconds, lead.takeover_after() / 3)
+        await self._idle(seconds)
+
+    def _show_role(self) -> None:
+        """The role in the micro metadata (``nats micro info venom-arbiter``)."""
+        lead = self.leadership
+        if lead is not None:
+            meta = self.service.metadata
+            meta["venom.ha.role"] = lead.role
+            meta["venom.ha.epoch"] = lead.epoch
+            meta["venom.ha.leader"] = lead.leader
+            meta["venom.ha.since"] = str(lead.since)
 
     # -- one beat -----------------------------------------------------------
 
@@ -379,6 +483,12 @@ class Arbiter:
             trace.sent()
             await gather.wait(self._budget)
         record = self._close(pulse)
+        if (
+            time.perf_counter() - self._start > self._stall_limit
+            and not await self._lead_after_stall()
+        ):
+            self._after(record)
+            return record  # another arbiter has this beat: nothing of ours goes out
         try:
             await self.bus.publish(self.subjects.decision, self._encode(record.decision))
             if self.record_sink is not None:
@@ -387,6 +497,14 @@ class Arbiter:
             log.warning("beat %d not published: %s", beat, exc)
         self._after(record)
         return record
+
+    async def _lead_after_stall(self) -> bool:
+        """The beat took longer than a takeover: are we still the leader? (HA)"""
+        lead = self.leadership
+        if lead is None or await lead.still_leading():
+            return True
+        self._show_role()
+        return False
 
     def _issue(self, tick: Tick) -> Pulse:
         """Number and time the beat, build its pulse, open its gather."""
@@ -399,6 +517,8 @@ class Arbiter:
         if self.period > 0:
             budget = max(0.0, budget - tick.lateness)  # deadline counts from the tick
         self._budget = budget
+        if self.leadership is not None:
+            self._stall_limit = self.leadership.takeover_after()
         now_wall = time.time()
         self.trace.begin(beat)
         pulse = Pulse(
@@ -435,6 +555,7 @@ class Arbiter:
             pid=pid_state,
             trace_id=trace.trace_id,
             span_id=trace.span_id,
+            epoch=self.epoch,
         )
         self.pulse_context = next_context(
             decision, report, replies, context, self.inputs.take_anomalies()

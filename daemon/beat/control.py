@@ -139,24 +139,36 @@ class Control:
         subjects: Subjects,
         codec: Codec,
         endpoint: EndpointStats,
+        *,
+        epoch: str = "",
     ) -> None:
         self.snapshot = snapshot
+        #: HA: this arbiter's own subjects (``<prefix>.ctl.<epoch>.*``) beside the shared ones.
+        self.epoch = epoch
         self.commands = commands
         self.bus = bus
         self.subjects = subjects
         self.codec = codec
         self.endpoint = endpoint
         self.problems = ProblemLog(log)
-        self._sub: Subscription | None = None
+        self._subs: list[Subscription] = []
         self._started = time.monotonic()
 
     async def start(self) -> None:
-        self._sub = await self.bus.subscribe(self.subjects.ctl_wildcard, self._on_request)
+        self._subs.append(await self.bus.subscribe(self.subjects.ctl_wildcard, self._on_shared))
+        if self.epoch:
+            own = self.subjects.ctl_of(self.epoch)
+            self._subs.append(await self.bus.subscribe(own, self._on_request))
 
     async def stop(self) -> None:
-        if self._sub is not None:
-            await self._sub.unsubscribe()
-            self._sub = None
+        for sub in self._subs:
+            await sub.unsubscribe()
+        self._subs = []
+
+    async def _on_shared(self, msg: BusMessage) -> None:
+        """``<prefix>.ctl.*``: the leader answers; a standby keeps quiet (HA)."""
+        if self.snapshot().role != "standby":
+            await self._on_request(msg)
 
     def status(self) -> Status:
         """What ``venom status`` prints."""
@@ -179,6 +191,10 @@ class Control:
             uptime_s=round(time.monotonic() - self._started, 3),
             connected=s.connected,
             load=s.load,
+            role=s.role,
+            epoch=s.epoch,
+            leader=s.leader,
+            leader_since=s.leader_since,
         )
 
     async def _on_request(self, msg: BusMessage) -> None:

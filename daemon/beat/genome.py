@@ -54,6 +54,11 @@ class Genome:
         self._weights = self._as_weights()
         return self._weights
 
+    def restore(self, weights: Weights) -> None:
+        """Take ``weights`` as they are (a pulse's, already floored and normalised)."""
+        self._w = [weights.R, weights.B, weights.E, weights.O]
+        self._weights = weights
+
     def set(self, weights: Weights) -> Weights:
         """Set the weights (control API): finite, >= 0, a finite sum > 0; floored, normalised.
 

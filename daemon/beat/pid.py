@@ -9,6 +9,7 @@ V has not increased over the last ``window`` beats.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 
 from venom.daemon.config.settings import PidConfig
 from venom.schemas import PidState
@@ -31,6 +32,18 @@ class GenomicPid:
         self.prev_error: float | None = None
         self._v.clear()
         self._state = PidState()
+
+    def restore(self, states: Sequence[PidState]) -> None:
+        """Continue after ``states`` (the last beats', oldest first): integral, error, window."""
+        if not states:
+            self.reset()
+            return
+        last = states[-1]
+        self.integral = last.integral
+        self.prev_error = last.error
+        self._v.clear()
+        self._v.extend(s.error * s.error for s in states[-self.config.window :])
+        self._state = last
 
     def set_gains(self, kp: float, ki: float, kd: float) -> None:
         """Change the gains (the balance core may recommend them)."""

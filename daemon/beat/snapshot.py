@@ -56,6 +56,11 @@ class ArbiterSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     ledger_lag: float | None
     #: Plugins discovery sees live.
     live_plugins: int
+    #: HA (SPEC 2.6): leader or standby, this arbiter's epoch, the leader's, since which beat.
+    role: str = "leader"
+    epoch: str = ""
+    leader: str = ""
+    leader_since: int = 0
 
     def line(self) -> str:
         """The compact live line (``venom run`` on a terminal)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from venom.schemas import HDR_SERVICE_ERROR, HDR_SERVICE_ERROR_CODE
 
@@ -239,8 +239,35 @@ class PullConsumer(ABC):
         """Stop receiving (the consumer stays on the server)."""
 
 
+class StoredMessage(NamedTuple):
+    """A message as a stream holds it."""
+
+    seq: int
+    subject: str
+    data: bytes
+    headers: Mapping[str, str]
+
+
 class JetStream(ABC):
     """The streams and consumers venom needs from a JetStream server."""
+
+    @abstractmethod
+    async def last_sequence(self, stream: str) -> int:
+        """The stream's last sequence (it stays when messages are purged)."""
+
+    @abstractmethod
+    async def last_message(self, stream: str, subject: str) -> StoredMessage | None:
+        """The last message the stream holds on ``subject``; None when there is none."""
+
+    @abstractmethod
+    async def message(self, stream: str, seq: int) -> StoredMessage | None:
+        """The message at ``seq``; None when the stream does not hold it."""
+
+    @abstractmethod
+    async def put_entry(
+        self, bucket: str, key: str, value: bytes, *, ttl: float, history: int = 1
+    ) -> None:
+        """Put ``key`` in KV bucket ``bucket`` (made if missing), gone after ``ttl`` seconds."""
 
     @abstractmethod
     async def ensure_stream(

@@ -1,11 +1,16 @@
-"""The JetStream stream of beat records (SPEC 5.1, 6): ``VENOM_BEATS`` on ``<prefix>.beat``.
+"""The JetStream stream of beat records (SPEC 2.6, 5.1, 6): ``VENOM_BEATS`` on ``<prefix>.beat``.
 
-The arbiter publishes every BeatRecord with ``Nats-Msg-Id`` set to the
-beat's id (``<run id>.<beat>``), so a retried publish is stored once, and
-with the previous record's id as ``Nats-Expected-Last-Msg-Id``, so records
-are stored in beat order or not at all; :class:`BeatPublisher` sends again
-what the stream has not acked. The ledger consumes the stream with a
-durable consumer and explicit acks.
+The arbiter publishes every BeatRecord with ``Nats-Msg-Id`` set to
+``<epoch>.<beat>`` (the epoch is unique to each arbiter incarnation), so a
+retried publish is stored once, and with the previous record's id as
+``Nats-Expected-Last-Msg-Id``, so records are stored in beat order, by one
+writer, or not at all: leadership is the right to append, and the stream
+enforces it. :class:`BeatPublisher` sends again what the stream has not
+acked; when the stream refuses a record because something else was stored
+after ours, it stops and says so (:attr:`BeatPublisher.fenced`), and the
+arbiter reads the stream's tail (:func:`read_tail`) to learn whether
+another arbiter leads or junk got in. The ledger consumes the stream with
+a durable consumer and explicit acks.
 """
 
 from __future__ import annotations
@@ -18,22 +23,20 @@ import anyio
 import msgspec
 
 from venom.daemon.bus.base import Bus, BusMessage, JetStream, Subscription, header
+from venom.daemon.bus.streamtail import (
+    FENCE_ERRORS,
+    HDR_EXPECTED_LAST_ID,
+    HDR_EXPECTED_LAST_SEQ,
+    HDR_MSG_ID,
+    StreamTail,
+    read_tail,
+    record_id,
+    stream_name,
+)
 from venom.daemon.observe.tracing import BeatTrace
-from venom.schemas import HDR_TRACEPARENT, BeatRecord, Codec, Subjects
+from venom.schemas import HDR_TRACEPARENT, BeatRecord, BusError, Codec, Subjects
 
 log = logging.getLogger("venom.beatstream")
-
-STREAM = "VENOM_BEATS"
-
-
-def stream_name(subjects: Subjects) -> str:
-    """``VENOM_BEATS`` for the default prefix; ``<PREFIX>_BEATS`` otherwise (one per prefix)."""
-    token = "".join(c if c.isalnum() else "_" for c in subjects.prefix).upper()
-    return f"{token}_BEATS"
-
-
-HDR_MSG_ID = "Nats-Msg-Id"
-HDR_EXPECTED_LAST_ID = "Nats-Expected-Last-Msg-Id"
 
 
 async def ensure_stream(js: JetStream, subjects: Subjects, *, replicas: int = 1) -> str:
@@ -91,6 +94,14 @@ class BeatPublisher:
     nats-py's ``publish_async`` puts on the wire, without its per-publish
     future, semaphore, random token and stdlib-JSON ack (the beat's hot path).
     An ack for a send that was superseded by a resend is ignored.
+
+    Fencing (SPEC 2.6): ids are ``<epoch>.<beat>``; the first record after
+    :meth:`resume` expects the stream's last record (or, with junk or an
+    empty stream, its last sequence), every later one the record before.
+    A record the stream refuses for that expectation is not sent again: the
+    publisher is :attr:`fenced` until the arbiter has read the tail and
+    either stood down (:meth:`abandon`) or found only junk in the way
+    (:meth:`refence`).
     """
 
     def __init__(
@@ -108,11 +119,21 @@ class BeatPublisher:
         self.codec = codec
         self.ack_timeout = ack_timeout
         self.max_backlog = max_backlog
-        self.run_id = secrets.token_hex(6)
+        #: This incarnation's epoch: the first part of every record id.
+        self.epoch = secrets.token_hex(6)
+        #: Refused by the stream's order check: someone stored after our last record.
+        self.fenced = False
+        self.fence_reason = ""
+        #: The tail that showed another arbiter writing after us (None while we lead).
+        self.deposed: StreamTail | None = None
+        #: The sequence the next record expects (when it is not a record id).
+        self._after_seq: int | None = 0
         self.stream = stream_name(subjects)
         self.published = 0
         self.failed = 0
         self.resent = 0
+        #: The last beat the stream acked (or held when we resumed).
+        self.stored = 0
         #: The arbiter's beat trace: each record carries its beat's root span in
         #: ``traceparent``, so the ledger's append joins the beat's trace.
         self.trace: BeatTrace | None = None
@@ -138,14 +159,25 @@ class BeatPublisher:
 
     def hold_reason(self) -> str:
         """Why the arbiter should hold beats ("" when it need not)."""
+        if self.fenced:
+            return (
+                f"{self.stream} took a record that is not this arbiter's after beat {self.stored}"
+            )
         if len(self._pending) >= self.max_backlog:
             return f"{len(self._pending)} beat records not stored in {self.stream} yet"
         return ""
 
-    async def start(self, replicas: int = 1) -> None:
-        """Find the beat stream, or create it with ``replicas`` copies; listen for acks."""
+    async def start(self, replicas: int = 1, *, records: int = 1) -> StreamTail:
+        """Find (or create, ``replicas`` copies) the stream, resume after its tail; listen.
+
+        Returns the tail (its last ``records`` records), which the arbiter
+        continues from.
+        """
         self.stream = await ensure_stream(self.js, self.subjects, replicas=replicas)
+        tail = await read_tail(self.js, self.subjects, self.codec, records=records)
+        self.resume(tail)
         await self._listen()
+        return tail
 
     async def _listen(self) -> None:
         if self._sub is None:
@@ -158,10 +190,41 @@ class BeatPublisher:
             sub, self._sub = self._sub, None
             await sub.unsubscribe()
 
+    def resume(self, tail: StreamTail) -> None:
+        """Continue the stream after ``tail``: the next record expects what it ends with."""
+        self._last_id = tail.record_id
+        self.stored = tail.last.beat if tail.last is not None else 0
+        # After junk, or on an empty stream (0), the next record expects a sequence.
+        fresh = not tail.record_id or tail.last_seq != tail.record_seq
+        self._after_seq = tail.last_seq if fresh else None
+
+    def refence(self, tail: StreamTail) -> None:
+        """Junk was stored after our last record: send what is pending after it, in order."""
+        if self._pending:
+            first = next(iter(self._pending.values()))
+            first.headers.pop(HDR_EXPECTED_LAST_ID, None)
+            first.headers[HDR_EXPECTED_LAST_SEQ] = str(tail.last_seq)
+        else:
+            self._after_seq = tail.last_seq
+        self.fenced = False
+        self._trouble.set()
+
+    def abandon(self) -> list[int]:
+        """Another arbiter leads: forget the records the stream refused; their beats."""
+        beats = list(self._pending)
+        self._pending.clear()
+        self._sent.clear()
+        self.fenced = False
+        self.deposed = None
+        return beats
+
     async def __call__(self, record: BeatRecord) -> None:
-        msg_id = f"{self.run_id}.{record.beat}"
+        msg_id = record_id(self.epoch, record.beat)
         headers = {HDR_MSG_ID: msg_id}
-        if self._last_id:
+        if self._after_seq is not None:
+            headers[HDR_EXPECTED_LAST_SEQ] = str(self._after_seq)
+            self._after_seq = None
+        elif self._last_id:
             headers[HDR_EXPECTED_LAST_ID] = self._last_id
         self._last_id = msg_id
         if self.trace is not None and self.trace.trace_id == record.trace_id:
@@ -207,7 +270,9 @@ class BeatPublisher:
             self._settle(entry, f"malformed ack: {exc}")
             return
         error = ack.error
-        if error is not None:
+        if error is not None and error.err_code in FENCE_ERRORS:
+            self._fence(entry, error.description)
+        elif error is not None:
             self._settle(
                 entry,
                 f"nats: APIError: code={error.code} err_code={error.err_code} "
@@ -216,6 +281,46 @@ class BeatPublisher:
         else:
             self._settle(entry, "")
 
+    def _fence(self, entry: _Pending, why: str) -> None:
+        """The stream refused ``entry``'s expectation: stop sending until the tail is read."""
+        if not self.fenced and self._pending.get(entry.beat) is entry:
+            self.failed += 1
+            self.fence_reason = f"beat {entry.beat} refused by {self.stream}: {why}"
+            self.fenced = True
+            self._trouble.set()
+        if entry is self._awaited:
+            self._settled.set()
+
+    async def _read_fence(self) -> None:
+        """Why the stream refused our order, from its tail; go on unless another arbiter wrote.
+
+        Our own record lost on the way (the tail is ours): send again from
+        there. Junk after our last record: send after it. A record of another
+        epoch: :attr:`deposed` holds that tail, and nothing more is sent.
+        """
+        tail = await read_tail(self.js, self.subjects, self.codec)
+        wanted = self.stored + 1  # the beat we could not write
+        if tail.last is not None and tail.epoch != self.epoch and tail.last.beat >= wanted:
+            if self.deposed is None:
+                log.warning(
+                    "%s; epoch %s wrote beat %d after ours (%d): another arbiter leads",
+                    self.fence_reason,
+                    tail.epoch,
+                    tail.last.beat if tail.last else 0,
+                    self.stored,
+                )
+            self.deposed = tail
+            return
+        if tail.last_seq != tail.record_seq or tail.epoch != self.epoch:
+            log.warning(
+                "%s; stream message %d is not an arbiter's record: sending after it",
+                self.fence_reason,
+                tail.last_seq,
+            )
+            self.refence(tail)
+        else:
+            self.fenced = False
+
     def _settle(self, entry: _Pending, error: str) -> None:
         """The latest send of ``entry`` is acked ("") or failed (``error``)."""
         if error:
@@ -223,6 +328,7 @@ class BeatPublisher:
         elif self._pending.get(entry.beat) is entry:
             del self._pending[entry.beat]
             self.published += 1
+            self.stored = entry.beat
             self._acks.set()
         if entry is self._awaited:
             self._settled.set()
@@ -244,8 +350,15 @@ class BeatPublisher:
         while True:
             with anyio.move_on_after(self.ack_timeout / 4):
                 await self._trouble.wait()
-            if not self._pending or not self.bus.connected:
+            if not self._pending or not self.bus.connected or self.deposed is not None:
                 continue
+            if self.fenced:
+                try:
+                    await self._read_fence()
+                except BusError as exc:
+                    log.warning("cannot read the tail of %s: %s", self.stream, exc)
+                if self.fenced:
+                    continue
             oldest = next(iter(self._pending.values()))
             overdue = time.monotonic() - oldest.sent > self.ack_timeout
             if self._trouble.is_set() or overdue:
@@ -256,7 +369,7 @@ class BeatPublisher:
         """Every unacked record again, in beat order, each acked before the next."""
         self._resending = True
         try:
-            while self._pending and self.bus.connected:
+            while self._pending and self.bus.connected and not self.fenced:
                 entry = next(iter(self._pending.values()))
                 self.resent += 1
                 self._awaited, self._settled = entry, anyio.Event()

@@ -30,7 +30,7 @@ from nats.js.api import (
 from nats.js.errors import Error as JsError
 from nats.js.errors import NotFoundError
 
-from venom.daemon.bus.base import BusMessage, JetStream, PullConsumer
+from venom.daemon.bus.base import BusMessage, JetStream, PullConsumer, StoredMessage
 from venom.schemas import BusError
 
 #: How long one pull request lasts (the server ends it with a 408 status).
@@ -50,6 +50,68 @@ class NatsJetStream(JetStream):
     def __init__(self, nc: Client) -> None:
         self._nc = nc
         self._js = nc.jetstream()
+        self._buckets: set[str] = set()
+
+    async def last_sequence(self, stream: str) -> int:
+        try:
+            info = await self._js.stream_info(stream)
+        except (JsError, NatsError) as exc:
+            raise BusError(f"cannot read the state of stream {stream}: {_why(exc)}") from exc
+        return int(info.state.last_seq or 0)
+
+    async def last_message(self, stream: str, subject: str) -> StoredMessage | None:
+        return await self._get(stream, subject=subject)
+
+    async def message(self, stream: str, seq: int) -> StoredMessage | None:
+        return await self._get(stream, seq=seq)
+
+    async def _get(
+        self, stream: str, *, seq: int | None = None, subject: str | None = None
+    ) -> StoredMessage | None:
+        try:
+            raw = await self._js.get_msg(stream, seq=seq, subject=subject)
+        except NotFoundError:
+            return None
+        except (JsError, NatsError) as exc:
+            what = f"message {seq}" if seq is not None else f"the last message on {subject}"
+            raise BusError(f"cannot read {what} of stream {stream}: {_why(exc)}") from exc
+        return StoredMessage(
+            seq=int(raw.seq or 0),
+            subject=raw.subject or "",
+            data=raw.data or b"",
+            headers=dict(raw.headers or {}),
+        )
+
+    async def put_entry(
+        self, bucket: str, key: str, value: bytes, *, ttl: float, history: int = 1
+    ) -> None:
+        try:
+            if bucket not in self._buckets:
+                await self._bucket(bucket, history)
+                self._buckets.add(bucket)
+            await self._js.publish(f"$KV.{bucket}.{key}", value, msg_ttl=ttl)
+        except (JsError, NatsError) as exc:
+            raise BusError(f"cannot put {key} in KV bucket {bucket}: {_why(exc)}") from exc
+
+    async def _bucket(self, bucket: str, history: int) -> None:
+        """The KV bucket's stream, with per-message TTLs allowed (nats-server >= 2.11)."""
+        try:
+            await self._js.stream_info(f"KV_{bucket}")
+            return
+        except NotFoundError:
+            pass
+        await self._js.add_stream(
+            StreamConfig(
+                name=f"KV_{bucket}",
+                subjects=[f"$KV.{bucket}.>"],
+                storage=StorageType.FILE,
+                max_msgs_per_subject=history,
+                allow_rollup_hdrs=True,
+                deny_delete=True,
+                allow_direct=True,
+                allow_msg_ttl=True,
+            )
+        )
 
     async def ensure_stream(
         self, name: str, subjects: list[str], *, replicas: int, duplicate_window: float

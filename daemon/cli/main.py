@@ -108,7 +108,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     subjects = Subjects(config.nats.prefix)
 
     async def go(bus: Any) -> int:
-        status = await fetch_status(bus, subjects, args.timeout)
+        status = await fetch_status(bus, subjects, args.timeout, arbiter=args.arbiter)
         print(json.dumps(status, indent=2))
         return 0
 

@@ -125,6 +125,12 @@ def _add_status(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     _common_nats(status)
     status.add_argument("--json", action="store_true", help="(default) JSON output")
     status.add_argument("--timeout", type=positive, default=2.0, metavar="S")
+    status.add_argument(
+        "--arbiter",
+        metavar="EPOCH",
+        default="",
+        help="ask this arbiter (a standby too; its epoch from venom status) instead of the leader",
+    )
 
 
 def _add_tail(sub: Subparsers, common: argparse.ArgumentParser) -> None:

@@ -29,20 +29,23 @@ from venom.schemas import (
 )
 
 
-async def fetch_status(bus: Bus, subjects: Subjects, timeout: float = 2.0) -> dict[str, Any]:
-    """Request ``<prefix>.ctl.status`` and return the decoded JSON."""
+async def fetch_status(
+    bus: Bus, subjects: Subjects, timeout: float = 2.0, *, arbiter: str = ""
+) -> dict[str, Any]:
+    """Request ``<prefix>.ctl.status`` (the leader's; ``arbiter``: that epoch's), decoded."""
+    subject = subjects.ctl_of(arbiter).replace("*", "status") if arbiter else subjects.ctl_status
     try:
-        reply = await bus.request(subjects.ctl_status, b"", timeout=timeout)
+        reply = await bus.request(subject, b"", timeout=timeout)
     except BusError as exc:
-        raise BusError(f"no arbiter answered on {subjects.ctl_status} ({exc})") from exc
+        raise BusError(f"no arbiter answered on {subject} ({exc})") from exc
     if header(reply, HDR_SERVICE_ERROR):
         raise BusError(f"status request failed: {header(reply, HDR_SERVICE_ERROR)}")
     try:
         result = msgspec.json.decode(reply.data)
     except msgspec.DecodeError as exc:
-        raise BusError(f"the answer on {subjects.ctl_status} is not JSON: {exc}") from exc
+        raise BusError(f"the answer on {subject} is not JSON: {exc}") from exc
     if not isinstance(result, dict):
-        raise BusError(f"the answer on {subjects.ctl_status} is not a JSON object")
+        raise BusError(f"the answer on {subject} is not a JSON object")
     return result
 
 

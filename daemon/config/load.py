@@ -339,8 +339,11 @@ _DOCS = {
     "health.host": "0.0.0.0 in a pod, for the kubelet's probes",
     "health.port": "0: a free port",
     "health.stall_after": "seconds without a beat-loop turn before /livez fails",
+    "ha.enabled": "start as a standby; lead when the leader falls silent",
+    "ha.takeover_after": "seconds of silence before a standby takes over; unset: 5 T_L",
+    "ha.announce_ttl": "seconds the <PREFIX>_HA leader entry lives unless refreshed",
 }
-_UNSET_EXAMPLES = {"beat.period": "0.01", "beat.deadline": "0.005"}
+_UNSET_EXAMPLES = {"beat.period": "0.01", "beat.deadline": "0.005", "ha.takeover_after": "0.05"}
 
 
 def dump_default_config() -> str:

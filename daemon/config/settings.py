@@ -206,6 +206,23 @@ class TelemetryConfig(_Section, frozen=True, kw_only=True):
     prometheus_port: Annotated[int, Meta(ge=0, le=65535)] = 9464
 
 
+class HaConfig(_Section, frozen=True, kw_only=True):
+    """``[ha]``: arbiters that stand by (SPEC 2.6).
+
+    With ``enabled``, an arbiter starts as a standby: it follows the beat
+    stream and takes over when no record (and no heartbeat of a paused or
+    holding leader) has come for ``takeover_after`` seconds (unset: 5 · the
+    period in force, T_Λ back to back). Leadership is the right to append
+    to the beat stream, and the stream's order check enforces it.
+    """
+
+    enabled: bool = False
+    takeover_after: Positive | None = None
+    #: Seconds the leader entry in the ``<PREFIX>_HA`` KV bucket lives
+    #: unless refreshed (it is refreshed every third of it; it decides nothing).
+    announce_ttl: Annotated[float, Meta(ge=1.0)] = 3.0
+
+
 class VenomConfig(_Section, frozen=True, kw_only=True):
     """The whole ``venom.toml``."""
 
@@ -219,3 +236,4 @@ class VenomConfig(_Section, frozen=True, kw_only=True):
     run: RunConfig = RunConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
     health: HealthConfig = HealthConfig()
+    ha: HaConfig = HaConfig()

@@ -23,6 +23,8 @@ from pathlib import Path
 import anyio
 
 from venom.daemon.beat.arbiter import Arbiter
+from venom.daemon.beat.leadership import Leadership
+from venom.daemon.beat.period import t_lambda_from
 from venom.daemon.bus.base import Bus
 from venom.daemon.bus.beatstream import BeatPublisher
 from venom.daemon.bus.embedded import EmbeddedServer
@@ -184,8 +186,23 @@ class _Daemon:
             bus = await process.connect(stack, url, "venom-arbiter")
             await self._plugins(stack, config, url, bus)
             publisher = self.publisher = BeatPublisher(bus, process.subjects, process.codec)
-            await publisher.start(replicas=config.nats.stream_replicas)
+            tail = await publisher.start(
+                replicas=config.nats.stream_replicas, records=config.pid.window
+            )
             arbiter = self._arbiter(config, bus, publisher, telemetry)
+            if arbiter.leadership is not None:
+                log.info(
+                    "standing by as epoch %s (HA): following %s", publisher.epoch, publisher.stream
+                )
+            elif tail.last is not None:
+                arbiter.continue_after(tail.records)
+                log.info(
+                    "continuing %s after beat %d (written by epoch %s), as epoch %s",
+                    publisher.stream,
+                    tail.last.beat,
+                    tail.epoch,
+                    publisher.epoch,
+                )
             await self._beats(arbiter, publisher, config, beats, live)
 
     async def _server(self, stack: AsyncExitStack, config: VenomConfig, state_dir: Path) -> str:
@@ -242,6 +259,18 @@ class _Daemon:
         telemetry: TelemetryProviders,
     ) -> Arbiter:
         """The arbiter, its records going to ``publisher``, held while it cannot store them."""
+        leadership = None
+        if config.ha.enabled:
+            leadership = Leadership(
+                bus,
+                self.process.subjects,
+                self.process.codec,
+                publisher,
+                standby=True,
+                takeover_after=self._takeover_after,
+                records=config.pid.window,
+                announce_ttl=config.ha.announce_ttl,
+            )
         arbiter = self.arbiter = Arbiter(
             bus,
             config,
@@ -250,13 +279,25 @@ class _Daemon:
             record_sink=publisher,
             tracer_provider=telemetry.tracer_provider,
             meter_provider=telemetry.meter_provider,
+            leadership=leadership,
         )
         publisher.trace = arbiter.trace
+        arbiter.epoch = publisher.epoch
         arbiter.hold = publisher.hold_reason
         arbiter.on_turn = self.state.turn
         if self.on_arbiter is not None:
             self.on_arbiter(arbiter)
         return arbiter
+
+    def _takeover_after(self) -> float:
+        """``ha.takeover_after``, or 5 · the period in force (T_Λ when back to back)."""
+        config = self.config
+        if config.ha.takeover_after is not None:
+            return config.ha.takeover_after
+        period = self.arbiter.period if self.arbiter is not None else 0.0
+        if period <= 0:
+            period = t_lambda_from(config.beat, config.beat.k, config.beat.p)
+        return 5 * period
 
     async def _beats(
         self,
@@ -269,6 +310,8 @@ class _Daemon:
         """Run the beats; on the way out, every decided beat reaches the stream."""
         async with anyio.create_task_group() as tg:
             tg.start_soon(publisher.run)
+            if arbiter.leadership is not None:
+                tg.start_soon(arbiter.leadership.announce)
             if live:
                 tg.start_soon(_live_line, arbiter, config.run.live_interval)
             await arbiter.run(beats=beats)

@@ -66,6 +66,7 @@ _PREV_KEY = b'{"prev":"'
 _PREV_END = len(_PREV_KEY) + 2 * len(GENESIS)
 _AFTER_PREV = b'","'
 _SEQ_KEY = b',"seq":'
+_BEAT_KEY = b'","record":{"beat":'
 
 
 def entry_prev_hex(data: bytes) -> bytes | None:
@@ -85,3 +86,14 @@ def entry_seq(data: bytes) -> int | None:
     except ValueError:
         seq = -1
     return seq if seq >= 0 and data[-1:] == b"}" else None
+
+
+def entry_beat(data: bytes) -> int | None:
+    """The record's beat number (its first key in canonical form), None without one."""
+    start = end = _PREV_END + len(_BEAT_KEY)
+    if data[_PREV_END:start] != _BEAT_KEY:
+        return None
+    while end < len(data) and 48 <= data[end] <= 57:  # ASCII digits
+        end += 1
+    beat = int(data[start:end]) if end > start else 0
+    return beat if beat >= 1 else None

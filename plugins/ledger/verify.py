@@ -4,7 +4,8 @@ Reads ``entries.log`` front to back (not through the index), so damage
 anywhere is found (integrity, not schema: ``show`` and ``export`` decode
 records fully): a frame cut short or failing its CRC, an entry that is
 not a valid ledger entry, a broken hash chain, a stream sequence that does
-not increase, an index or stored subtree hash that disagrees with the log
+not increase, a beat number that does not follow the one before (a repeat
+or a gap), an index or stored subtree hash that disagrees with the log
 (up to the checkpoint's size: past it those files are not yet fsynced, and
 the store rebuilds them from the log on open), and a checkpoint whose size
 or root does not match. The first problem is reported with the entry it is
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from venom.plugins.ledger.entry import GENESIS, entry_prev_hex, entry_seq
+from venom.plugins.ledger.entry import GENESIS, entry_beat, entry_prev_hex, entry_seq
 from venom.plugins.ledger.merkle import HashFn, MerkleTree, sha3_256
 from venom.plugins.ledger.store import (
     CHECKPOINT_FILE,
@@ -88,6 +89,7 @@ def _check_log(
     total = log_path.stat().st_size
     prev_hex = GENESIS.hex().encode()
     last_seq = -1
+    last_beat = 0
     offsets: list[int] = []
     with open(log_path, "rb", buffering=1 << 20) as log:
         pos = 0
@@ -97,6 +99,7 @@ def _check_log(
             if isinstance(payload, FrameDamage):
                 raise _Damage(_frame_problem(payload, i, pos), i)
             last_seq = _check_entry(payload, i, pos, prev_hex, last_seq)
+            last_beat = _check_beat(payload, i, last_beat)
             tree.append(payload)
             prev_hex = tree.levels[0][-1].hex().encode()
             offsets.append(pos)
@@ -137,6 +140,17 @@ def _check_entry(payload: bytes, i: int, pos: int, prev_hex: bytes, last_seq: in
             f"entry {i}: stream sequence {seq} does not increase (previous {last_seq})", i
         )
     return seq
+
+
+def _check_beat(payload: bytes, i: int, last_beat: int) -> int:
+    """Entry ``i``'s beat must follow ``last_beat`` (0: the first entry, any beat); the beat."""
+    beat = entry_beat(payload)
+    if beat is None:
+        raise _Damage(f"entry {i}: not a beat record (no beat number)", i)
+    if last_beat and beat != last_beat + 1:
+        what = "repeats" if beat <= last_beat else "skips"
+        raise _Damage(f"entry {i}: beat {beat} {what} (the entry before holds beat {last_beat})", i)
+    return beat
 
 
 def _check_index(idx_path: Path, offsets: list[int], vouched: int) -> None:

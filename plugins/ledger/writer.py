@@ -5,7 +5,11 @@ its stream sequence; an entry is acked only after it is durable (fsync per
 entry, or group commit: fsync once per ``group_ms`` window, then ack the
 whole window). A record redelivered after a crash has a sequence the log
 already holds: it is acked and skipped, so every beat is appended exactly
-once. The head (size, root, time) is published every ``head_interval``.
+once. Only records that continue the log are appended: the first one, then
+each whose beat number is the last one's plus one; junk, replays and
+forgeries on the beat subject are refused, counted and logged (at most
+once per 10 s per kind). The head (size, root, time) is published every
+``head_interval``.
 
 Pulling: the bus's :class:`~venom.daemon.bus.PullConsumer` keeps one long
 pull request of ``batch`` records outstanding, so the server pushes records
@@ -25,7 +29,7 @@ from msgspec import Meta
 from opentelemetry.trace import SpanKind, TracerProvider
 
 from venom.daemon.bus import Bus, BusMessage, PullConsumer, ensure_stream
-from venom.daemon.observe import SYSTEM, ConsumerTrace, end_span
+from venom.daemon.observe import SYSTEM, ConsumerTrace, ProblemLog, end_span
 from venom.plugins.ledger.entry import GENESIS, canonical_record, make_entry, parse_entry
 from venom.plugins.ledger.store import LedgerStore
 from venom.schemas import BeatRecord, BusError, Codec, LedgerHead, SchemaError, Subjects
@@ -80,6 +84,9 @@ class LedgerWriter:
         self.appended = 0
         self.duplicates = 0
         self.rejected = 0
+        #: Records refused because their beat does not follow the log's last.
+        self.refused = 0
+        self.problems = ProblemLog(log, interval=10.0)
         self.disconnects = 0
         self._stopping = False
         self.caught_up = anyio.Event()
@@ -197,7 +204,19 @@ class LedgerWriter:
             body = canonical_record(record, self.codec)
         except SchemaError as exc:
             self.rejected += 1
-            log.error("stream message %d is not a beat record, not appended: %s", seq, exc)
+            self.problems.report("not a beat record", "", self.subjects.beat, f"#{seq}: {exc}")
+            self.last_seq = seq
+            return False
+        if self.last_beat and record.beat != self.last_beat + 1:
+            # A replay, a forgery or a stray: the log holds each beat once, in order.
+            self.refused += 1
+            what = "repeats" if record.beat <= self.last_beat else "skips ahead of"
+            self.problems.report(
+                "record does not continue the log",
+                "",
+                self.subjects.beat,
+                f"#{seq}: beat {record.beat} {what} beat {self.last_beat}",
+            )
             self.last_seq = seq
             return False
         span = self._trace.start(msg.headers, record.beat)

@@ -9,6 +9,7 @@ import pytest
 
 from venom.daemon.bus.beatstream import BeatPublisher
 from venom.daemon.bus.natsbus import NatsBus
+from venom.daemon.bus.streamtail import read_tail
 from venom.schemas import (
     BeatRecord,
     Codec,
@@ -39,6 +40,7 @@ async def test_a_lost_record_is_sent_again_and_the_stream_keeps_beat_order(nats_
         publisher = BeatPublisher(bus, subjects, Codec(), ack_timeout=0.5)
         await publisher.start()
         await bus.nc.jetstream().purge_stream(publisher.stream)
+        publisher.resume(await read_tail(publisher.js, subjects, Codec()))
         real_publish = bus.publish
         dropped: list[int] = []
 

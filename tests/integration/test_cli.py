@@ -3,81 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.processes import kill_tree
+from tests.helpers import WAIT, spawn, stop, venom, wait_for
 
 pytestmark = pytest.mark.integration
-
-VENOM = [sys.executable, "-m", "venom.daemon"]
-WAIT = 120.0  # seconds: deadlines for conditions, met many times over on a slow machine
-
-
-def venom(*args: str, timeout: float = WAIT, **kw: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*VENOM, *args], capture_output=True, text=True, timeout=timeout, check=False, **kw
-    )  # type: ignore[call-overload, no-any-return]
-
-
-def spawn(
-    *args: str, log: Path, env: dict[str, str] | None = None, own_session: bool = False
-) -> subprocess.Popen[str]:
-    """A venom process whose stderr goes to ``log``.
-
-    A file, not a pipe: nobody reads a pipe while the test waits, and a daemon
-    whose stderr pipe is full stops at its next log line.
-    """
-    with log.open("w") as err:
-        return subprocess.Popen(
-            [*VENOM, *args],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-            text=True,
-            env={**os.environ, **(env or {})},
-            start_new_session=own_session,
-        )
-
-
-def stop(
-    proc: subprocess.Popen[str], log: Path, sig: int = signal.SIGTERM, timeout: float = WAIT
-) -> tuple[int, str]:
-    """Signal ``proc`` (its process group for SIGINT, as a terminal's Ctrl-C) and wait.
-
-    (exit code, what it logged). Not stopped in time: it and everything below
-    it are killed, and the test fails.
-    """
-    if proc.poll() is None:
-        if sig == signal.SIGINT:
-            os.killpg(proc.pid, sig)
-        else:
-            proc.send_signal(sig)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        kill_tree(proc.pid)
-        proc.wait()
-        raise AssertionError(
-            f"did not stop within {timeout} s:\n{log.read_text()[-3000:]}"
-        ) from None
-    return proc.returncode, log.read_text()
-
-
-def wait_for(cond: object, timeout: float = WAIT, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():  # type: ignore[operator]
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_help_for_every_command() -> None:

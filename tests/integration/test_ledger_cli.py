@@ -115,18 +115,29 @@ def test_any_flipped_byte_fails_verify_and_names_the_entry(state: Path) -> None:
 
 def test_forged_entry_with_a_valid_checksum_fails(state: Path) -> None:
     codec = Codec()
-    # Appended with a correct frame and even the correct chain link: only the
-    # checkpoint can tell, and it does.
+    # Appended with a correct frame, the correct chain link and the next beat
+    # number: only the checkpoint can tell, and it does.
     store = LedgerStore(state / "plugins" / "ledger", readonly=True)
     prev = store.tree.levels[0][-1]
-    forged = make_entry(canonical_record(record(999), codec), prev, 999)
-    with open(state / "plugins" / "ledger" / "entries.log", "ab") as f:
+    log = state / "plugins" / "ledger" / "entries.log"
+    clean = log.read_bytes()
+    forged = make_entry(canonical_record(record(101), codec), prev, 999)
+    with open(log, "ab") as f:
         f.write(FRAME.pack(len(forged), zlib.crc32(forged)) + forged)
     res = venom("ledger", "verify", "--state-dir", str(state))
     assert res.returncode == 1
     assert "checkpoint covers 100 entries but the log holds 101" in res.stderr
+    # A replayed beat, or one that skips ahead, is named by its entry.
+    for beat, what in ((50, "repeats"), (999, "skips")):
+        log.write_bytes(clean)
+        forged = make_entry(canonical_record(record(beat), codec), prev, 999)
+        with open(log, "ab") as f:
+            f.write(FRAME.pack(len(forged), zlib.crc32(forged)) + forged)
+        res = venom("ledger", "verify", "--state-dir", str(state))
+        assert res.returncode == 1
+        assert f"entry 100: beat {beat} {what} (the entry before holds beat 100)" in res.stderr
+    log.write_bytes(clean)
     # Forged in the middle (re-chained from there on would need every later entry rewritten).
-    log = state / "plugins" / "ledger" / "entries.log"
     data = log.read_bytes()
     first_len = FRAME.unpack_from(data, 0)[0]
     entry0 = data[FRAME.size : FRAME.size + first_len].replace(b'"beat":1,', b'"beat":7,', 1)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from venom.plugins.ledger.entry import GENESIS, entry_prev_hex, entry_seq, make_entry
+from venom.plugins.ledger.entry import GENESIS, entry_beat, entry_prev_hex, entry_seq, make_entry
 from venom.plugins.ledger.merkle import root_of
 from venom.plugins.ledger.store import FRAME, FrameDamage, LedgerStore, frame_size, read_frame
 from venom.plugins.ledger.verify import verify_ledger
@@ -109,7 +109,7 @@ def crashed_after_sync(tmp_path: Path, checkpointed: int, total: int) -> list[by
     for i in range(total):
         if i == checkpointed:
             store.checkpoint()
-        data.append(make_entry(f'{{"beat":{i}}}'.encode(), prev, i + 1))
+        data.append(make_entry(f'{{"beat":{i + 1}}}'.encode(), prev, i + 1))
         prev = store.tree.levels[0][store.append(data[-1])]
     store.sync()  # durable: the log; the index and tree files are not fsynced
     store.close_files()  # the crash: no checkpoint
@@ -250,3 +250,7 @@ def test_entry_fields_are_read_where_make_entry_puts_them() -> None:
     assert entry_prev_hex(entry.replace(b'{"prev"', b'{"prex"')) is None
     for bad in (entry[:-1], entry[:-3] + b"x}", make_entry(b"{}", prev, -1), b"{}"):
         assert entry_seq(bad) is None, bad
+    assert entry_beat(entry) == 1
+    assert entry_beat(make_entry(b'{"beat":2300}', prev, 1)) == 2300
+    for bad in (b'{"action":1}', b'{"beat":0}', b'{"beat":-3}', b'{"beat":"7"}'):
+        assert entry_beat(make_entry(bad, prev, 1)) is None, bad

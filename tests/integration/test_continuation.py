@@ -1,0 +1,128 @@
+"""Beat numbers that survive restarts, and a beat subject that junk cannot stop (SPEC 2.6).
+
+`venom run` as users run it: a real process, its embedded nats-server and
+its JetStream store in the state directory, the default plugins. The beat
+records are read back from the ledger with `venom ledger export`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import anyio
+import msgspec
+import nats
+import pytest
+
+from tests.helpers import spawn, stop, venom, wait_for
+from venom.daemon.beat.aggregate import context_after
+from venom.daemon.beat.genome import Genome
+from venom.daemon.config.settings import GenomeConfig
+from venom.schemas import BeatRecord
+
+pytestmark = pytest.mark.integration
+
+
+def records(state: Path) -> list[BeatRecord]:
+    """Every beat record in the ledger of ``state``, in ledger order."""
+    out = venom("ledger", "export", "--state-dir", str(state))
+    assert out.returncode == 0, out.stderr
+    decode = msgspec.json.Decoder(BeatRecord).decode
+    return [decode(json.dumps(json.loads(line)["record"])) for line in out.stdout.splitlines()]
+
+
+def run_beats(state: Path, beats: int) -> str:
+    res = venom(
+        "run", "--period", "0", "--beats", str(beats), "--no-live", "--state-dir", str(state)
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    return res.stderr
+
+
+def test_a_restarted_daemon_goes_on_with_the_next_beat_genome_pid_and_context(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "state"
+    run_beats(state, 200)
+    err = run_beats(state, 200)
+    assert "after beat 200" in err, err[-2000:]
+    got = records(state)
+    assert [r.beat for r in got] == list(range(1, 401))  # none twice, none skipped
+    before, after = got[199], got[200]
+    # The genome after beat 200, stepped as the first run would have: pulse 201's weights.
+    genome = Genome(GenomeConfig())
+    genome.restore(before.pulse.weights)
+    genome.step(before.pid.output, before.decision.threat, before.beat, output_limit=0.05)
+    assert after.pulse.weights == genome.weights
+    # The PID goes on from beat 200's integral: the first beat after a start has
+    # no dt back to back (as beat 1 has none), so the integral carries over as it is.
+    assert before.pid.integral != 0.0
+    assert after.pid.integral == before.pid.integral
+    # The context of pulse 201 is what beat 200 left, estimates and all.
+    context = context_after(before, required_guards=(), anomalies=[])
+    assert after.pulse.context.estimates == context.estimates
+    assert after.pulse.context.decision == before.decision.action
+    assert venom("ledger", "verify", "--state-dir", str(state)).returncode == 0
+
+
+def _stored(url: str, stream: str, seq: int) -> Any:
+    async def get() -> Any:
+        nc = await nats.connect(url)
+        try:
+            return await nc.jetstream().get_msg(stream, seq)
+        finally:
+            await nc.close()
+
+    return anyio.run(get)
+
+
+def test_junk_and_replayed_records_on_the_beat_subject_neither_stop_the_beat_nor_enter_the_ledger(
+    tmp_path: Path,
+) -> None:
+    state, log = tmp_path / "state", tmp_path / "daemon.log"
+    daemon = spawn("run", "--period", "0", "--no-live", "--state-dir", str(state), log=log)
+    try:
+        wait_for((state / "nats.url").exists, what="the embedded server's URL file")
+        url = (state / "nats.url").read_text().strip()
+        beat = _wait_beat(url, 50)
+        stored = _stored(url, "VENOM_BEATS", 10)
+
+        async def intrude() -> None:
+            nc = await nats.connect(url)  # a foreign client, no credentials
+            try:
+                await nc.publish("venom.beat", b"hello")
+                await nc.publish("venom.beat", stored.data)  # a replay, no record id
+                forged = {"Nats-Msg-Id": "feedfacecafe.10"}  # a replay with a made-up id
+                await nc.publish("venom.beat", stored.data, headers=forged)
+                await nc.flush()
+            finally:
+                await nc.close()
+
+        anyio.run(intrude)
+        _wait_beat(url, beat + 300)
+    finally:
+        rc, err = stop(daemon, log)
+    assert rc == 0, err[-3000:]
+    got = records(state)
+    beats = [r.beat for r in got]
+    assert beats == list(range(1, len(beats) + 1))  # each beat once, in order
+    assert len(beats) >= beat + 300
+    assert venom("ledger", "verify", "--state-dir", str(state)).returncode == 0
+    assert "not an arbiter's record" in err, err[-3000:]
+    assert "record does not continue the log" in err or "not a beat record" in err
+
+
+def _wait_beat(url: str, beat: int) -> int:
+    """Wait until the arbiter is past ``beat``; the beat it is at."""
+    seen = [0]
+
+    def past() -> bool:
+        out = venom("status", "--nats", url, timeout=30)
+        if out.returncode == 0:
+            seen[0] = int(json.loads(out.stdout).get("beat", 0))
+        return seen[0] >= beat
+
+    wait_for(past, what=f"beat {beat}")
+    return seen[0]
