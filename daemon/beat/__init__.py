@@ -3,8 +3,9 @@
 scheduler (the tick) → period (T_Λ, the deadline) → pulse (inputs → Pulse)
 → gather (replies until the deadline) with discovery (who is live) →
 aggregate → decision (SPEC 2.3) → pid and genome (SPEC 2.4) → stats and
-snapshot (what readers see) → arbiter (the loop) → control and view (what
-it shows outside). Names load on first use.
+snapshot (what readers see) → arbiter (one beat) and loop (the turns:
+pause, hold, stand by) with leadership (HA) → control and view (what it
+shows outside). Names load on first use.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ if TYPE_CHECKING:
     from venom.daemon.beat.discovery import Discovery, LivePlugin
     from venom.daemon.beat.gather import Gather, PluginHealth
     from venom.daemon.beat.genome import Genome
+    from venom.daemon.beat.leadership import Leadership
     from venom.daemon.beat.loadwatch import LoadWatch
+    from venom.daemon.beat.loop import BeatLoop
     from venom.daemon.beat.period import beat_period, gather_deadline, t_lambda
     from venom.daemon.beat.pid import GenomicPid
     from venom.daemon.beat.pulse import InputState
@@ -44,7 +47,9 @@ _WHERE = {
     "Gather": "venom.daemon.beat.gather",
     "PluginHealth": "venom.daemon.beat.gather",
     "Genome": "venom.daemon.beat.genome",
+    "Leadership": "venom.daemon.beat.leadership",
     "LoadWatch": "venom.daemon.beat.loadwatch",
+    "BeatLoop": "venom.daemon.beat.loop",
     "beat_period": "venom.daemon.beat.period",
     "gather_deadline": "venom.daemon.beat.period",
     "t_lambda": "venom.daemon.beat.period",
@@ -62,6 +67,7 @@ __all__ = [
     "Arbiter",
     "ArbiterCommands",
     "ArbiterSnapshot",
+    "BeatLoop",
     "BeatStats",
     "BreakerLog",
     "Control",
@@ -71,6 +77,7 @@ __all__ = [
     "Genome",
     "GenomicPid",
     "InputState",
+    "Leadership",
     "LivePlugin",
     "LoadWatch",
     "PluginHealth",

@@ -12,7 +12,6 @@ bus (discovery) and typed replies (schemas).
 
 from __future__ import annotations
 
-import gc
 import logging
 import math
 import time
@@ -32,6 +31,7 @@ from venom.daemon.beat.gather import Gather
 from venom.daemon.beat.genome import Genome
 from venom.daemon.beat.leadership import Leadership
 from venom.daemon.beat.loadwatch import LoadWatch
+from venom.daemon.beat.loop import BeatLoop
 from venom.daemon.beat.period import beat_period, gather_deadline
 from venom.daemon.beat.pid import GenomicPid
 from venom.daemon.beat.pulse import InputState
@@ -41,7 +41,6 @@ from venom.daemon.beat.stats import BeatStats
 from venom.daemon.beat.view import arbiter_gauges, arbiter_service
 from venom.daemon.bus.base import Bus
 from venom.daemon.bus.micro import EndpointStats
-from venom.daemon.bus.streamtail import StreamTail
 from venom.daemon.config.settings import VenomConfig
 from venom.daemon.observe.metrics import BeatMetrics
 from venom.daemon.observe.tracing import BeatTrace
@@ -71,7 +70,7 @@ def _nothing() -> None:
     return None
 
 
-class Arbiter:
+class Arbiter(BeatLoop):
     """Runs the beat loop on a bus. Start with :meth:`run` in a task group."""
 
     def __init__(
@@ -214,27 +213,6 @@ class Arbiter:
                 await self.gather.stop()
                 self.gather.breaker.flush()
 
-    async def _idle(self, seconds: float) -> None:
-        """Wait for a resume or a stop, ``seconds`` at most (the loop keeps turning)."""
-        self._wake = anyio.Event()
-        with anyio.move_on_after(seconds):
-            await self._wake.wait()
-
-    def _hold_reason(self) -> str:
-        """Why no beat may be issued now ("" when one may)."""
-        if not self.bus.connected:
-            return "NATS connection lost"
-        return self.hold() if self.hold is not None else ""
-
-    def _change_hold(self, reason: str) -> None:
-        if reason:
-            log.warning("holding beats after beat %d: %s", self.beat, reason)
-        else:
-            log.info("resuming beats at beat %d (held: %s)", self.beat + 1, self.holding)
-            # Plugins were not heard while we were cut off: give them time to come back.
-            self.discovery.touch()
-        self.holding = reason
-
     def apply_config(self, config: VenomConfig) -> None:
         """Take the live keys of ``config`` (see ``config.reload``) from the next beat."""
         self.config = config
@@ -323,19 +301,6 @@ class Arbiter:
         self.genome.set(weights)
         return self.genome.weights
 
-    def stop(self) -> None:
-        """Finish the current beat, then return from :meth:`run`."""
-        self._stopping = True
-        self._wake.set()
-
-    def pause(self) -> None:
-        self.paused = True
-
-    def resume(self) -> None:
-        if self.paused:
-            self.paused = False
-            self._wake.set()
-
     def discover_soon(self) -> None:
         """Ask who is live now, not at the next discovery interval (a plugin came up)."""
         self._discover_now.set()
@@ -369,89 +334,6 @@ class Arbiter:
                 await self._discover_now.wait()
             self._discover_now = anyio.Event()
             await self.refresh_plugins()
-
-    def is_paused(self) -> bool:
-        """Whether beats are paused (a method: a control request changes it while we wait)."""
-        return self.paused
-
-    def stopping(self) -> bool:
-        """Whether :meth:`stop` was called (a method: it changes under our feet)."""
-        return self._stopping
-
-    async def _beat_loop(self, max_beats: int) -> None:
-        # Start-up garbage (imports, config, connections) is permanent: keep the
-        # collector from walking it in the middle of a beat.
-        gc.collect()
-        gc.freeze()
-        self.scheduler.restart()
-        on_turn = self.on_turn
-        lead = self.leadership
-        issued = 0
-        last_beat = time.monotonic()
-        while not self.stopping() and not (max_beats and issued >= max_beats):
-            on_turn()
-            if lead is not None and not await self._lead(lead):
-                continue
-            if self.paused:
-                await self._not_beating(lead, "paused", 1.0)
-                if not self.is_paused():  # resumed while we waited
-                    self.scheduler.restart()
-                continue
-            holding = self._hold_reason()
-            if holding != self.holding:
-                self._change_hold(holding)
-                if not holding:
-                    self.scheduler.restart()
-            if holding:
-                await self._not_beating(lead, holding, 0.05)
-                continue
-            if lead is not None and lead.check_due(last_beat) and not await lead.still_leading():
-                self._show_role()
-                continue
-            # A tick that comes with less than half the gather time left is missed.
-            tick = await self.scheduler.wait(max_lateness=0.5 * self.deadline())
-            if self.stopping():
-                break
-            await self.run_beat(tick)
-            issued += 1
-            last_beat = time.monotonic()
-
-    async def _lead(self, lead: Leadership) -> bool:
-        """HA: True while this arbiter leads; a standby waits here, and takes over when due."""
-        if lead.leading:
-            why = lead.deposed()
-            if not why:
-                return True
-            lead.stand_down(why)
-            self._show_role()
-        if not lead.due():
-            await self._idle(min(0.25, lead.takeover_after() / 4))
-            return False
-        if await lead.take_over(self._take_over):
-            self._show_role()
-            self.scheduler.restart()
-        return False  # the next turn beats
-
-    def _take_over(self, tail: StreamTail) -> None:
-        self.continue_after(tail.records)
-
-    async def _not_beating(self, lead: Leadership | None, why: str, seconds: float) -> None:
-        """Paused or holding: wait, and (HA) tell the standbys we still lead."""
-        if lead is not None:
-            if self.bus.connected:
-                await lead.heartbeat(self.beat, why)
-            seconds = min(seconds, lead.takeover_after() / 3)
-        await self._idle(seconds)
-
-    def _show_role(self) -> None:
-        """The role in the micro metadata (``nats micro info venom-arbiter``)."""
-        lead = self.leadership
-        if lead is not None:
-            meta = self.service.metadata
-            meta["venom.ha.role"] = lead.role
-            meta["venom.ha.epoch"] = lead.epoch
-            meta["venom.ha.leader"] = lead.leader
-            meta["venom.ha.since"] = str(lead.since)
 
     # -- one beat -----------------------------------------------------------
 
@@ -497,14 +379,6 @@ class Arbiter:
             log.warning("beat %d not published: %s", beat, exc)
         self._after(record)
         return record
-
-    async def _lead_after_stall(self) -> bool:
-        """The beat took longer than a takeover: are we still the leader? (HA)"""
-        lead = self.leadership
-        if lead is None or await lead.still_leading():
-            return True
-        self._show_role()
-        return False
 
     def _issue(self, tick: Tick) -> Pulse:
         """Number and time the beat, build its pulse, open its gather."""
