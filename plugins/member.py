@@ -65,6 +65,10 @@ class PluginMember:
         self.late = 0
         self.last_beat = -1
         self.last_ns = 0
+        #: Pulses answered whose beat was not after the last one answered.
+        self.backwards = 0
+        #: Pulses the host dropped because this beat was answered already.
+        self.repeats = 0
         self._trace = ConsumerTrace.messaging(
             tracer_provider,
             subjects.pulse,
@@ -79,6 +83,8 @@ class PluginMember:
             "last_ns": self.last_ns,
             "late": self.late,
             "rejected": self.rejected,
+            "repeats": self.repeats,
+            "backwards": self.backwards,
         }
 
     async def start(self, bus: Bus) -> None:
@@ -97,6 +103,8 @@ class PluginMember:
     async def answer(self, pulse: Pulse, headers: Mapping[str, str] | None) -> tuple[Reply, str]:
         """Run the handler on ``pulse``: its reply (an ErrorReply if it raised) and the error."""
         t0 = time.perf_counter_ns()
+        if pulse.beat <= self.last_beat:
+            self.backwards += 1  # a beat number not after the last one answered
         self.last_beat = pulse.beat
         span = self._trace.start(headers, pulse.beat) if self._tracing else None
         error = ""

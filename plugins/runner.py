@@ -125,6 +125,8 @@ class PulseRunner:
             return True
         if self.answered.first_time(pulse.beat):
             return False
+        for member in self.members:
+            member.repeats += 1
         self.problems.report(
             "pulse for a beat already answered", self.who, subject, str(pulse.beat)
         )

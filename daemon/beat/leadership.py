@@ -106,17 +106,28 @@ class Leadership:
         return "leader" if self.leading else "standby"
 
     async def start(self) -> None:
-        """Follow the leader on the bus (records and heartbeats)."""
-        self._subs = [
-            await self.bus.subscribe(self.subjects.beat, self._on_record),
-            await self.bus.subscribe(self.subjects.ha_leader, self._on_heartbeat),
-        ]
+        """Follow the leader on the bus while standing by."""
         self.bus.on_state(self._on_state)
+        if not self.leading:
+            await self._follow()
 
     async def stop(self) -> None:
-        for sub in self._subs:
-            await sub.unsubscribe()
-        self._subs = []
+        await self._unfollow()
+
+    async def _follow(self) -> None:
+        """Hear the leader: its records' ids, its heartbeats (a standby only: a leader
+        would hear its own records back, at a cost per beat)."""
+        if not self._subs:
+            self._subs = [
+                await self.bus.subscribe(self.subjects.beat, self._on_record),
+                await self.bus.subscribe(self.subjects.ha_leader, self._on_heartbeat),
+            ]
+
+    async def _unfollow(self) -> None:
+        subs, self._subs = self._subs, []
+        for sub in subs:
+            with contextlib.suppress(BusError):
+                await sub.unsubscribe()
 
     async def _on_state(self, connected: bool) -> None:
         if connected:
@@ -162,6 +173,7 @@ class Leadership:
             return False
         self.publisher.resume(tail)
         resume(tail)
+        await self._unfollow()
         last = tail.last.beat if tail.last is not None else 0
         was = tail.epoch or "nobody"
         self.leading, self.leader, self.since = True, self.epoch, last + 1
@@ -178,13 +190,14 @@ class Leadership:
         )
         return True
 
-    def stand_down(self, why: str) -> None:
+    async def stand_down(self, why: str) -> None:
         """Stop leading: forget what the stream refused, follow whoever leads."""
         dropped = self.publisher.abandon()
         self.leading = False
         self.changes += 1
         self._heard = time.monotonic()
         tail = ", ".join(str(b) for b in dropped[:5]) + (" ..." if len(dropped) > 5 else "")
+        await self._follow()
         log.warning(
             "standing by (epoch %s): %s%s",
             self.epoch,
@@ -218,7 +231,9 @@ class Leadership:
         last = tail.last
         if last is not None and tail.epoch != self.epoch and last.beat > self.publisher.stored:
             self.leader = tail.epoch
-            self.stand_down(f"after a stall, epoch {tail.epoch} had written up to beat {last.beat}")
+            await self.stand_down(
+                f"after a stall, epoch {tail.epoch} had written up to beat {last.beat}"
+            )
             return False
         return True
 

@@ -124,13 +124,14 @@ class BeatLoop:
             if holding:
                 await self._not_beating(lead, holding, 0.05)
                 continue
-            if lead is not None and lead.check_due(last_beat) and not await lead.still_leading():
-                self._show_role()
-                continue
             # A tick that comes with less than half the gather time left is missed.
             tick = await self.scheduler.wait(max_lateness=0.5 * self.deadline())
             if self.stopping():
                 break
+            # Stalled (or reconnected) longer than a takeover: still ours? Before the pulse.
+            if lead is not None and lead.check_due(last_beat) and not await lead.still_leading():
+                self._show_role()
+                continue
             await self.run_beat(tick)
             issued += 1
             last_beat = time.monotonic()
@@ -141,7 +142,7 @@ class BeatLoop:
             why = lead.deposed()
             if not why:
                 return True
-            lead.stand_down(why)
+            await lead.stand_down(why)
             self._show_role()
         if not lead.due():
             await self._idle(min(0.25, lead.takeover_after() / 4))

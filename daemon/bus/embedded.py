@@ -373,7 +373,41 @@ class NatsServerProcess:
 
 
 class EmbeddedServer(NatsServerProcess):
-    """:class:`NatsServerProcess` as an async context manager: start on enter, stop on exit."""
+    """:class:`NatsServerProcess` as an async context manager: start on enter, stop on exit.
+
+    :meth:`watch` (a background task) starts the server again, on the same
+    port and the same store, when it dies under venom (``kill -9``, a crash):
+    the clients reconnect by themselves and the beat, held meanwhile, goes on.
+    """
+
+    #: Times :meth:`watch` started the server again.
+    restarts = 0
+
+    async def watch(self, every: float = 0.25) -> None:
+        """Start the server again whenever it exits (until cancelled)."""
+        while True:
+            await anyio.sleep(every)
+            proc = self.process
+            if proc is None or proc.poll() is None:
+                continue
+            log.error(
+                "the embedded nats-server (pid %d) exited with code %s; starting it again "
+                "on port %d; %s: %s",
+                proc.pid,
+                proc.returncode,
+                self.bound_port,
+                self.log_path,
+                self.log_tail(3),
+            )
+            self.port = self.bound_port
+            await anyio.to_thread.run_sync(self.stop)  # its pid file and ports dir
+            try:
+                await self.astart()
+            except ServerError as exc:
+                log.error("cannot start the embedded nats-server again: %s", exc)
+                continue
+            self.restarts += 1
+            log.info("embedded nats-server at %s again (pid %d)", self.url, self.pid)
 
     async def __aenter__(self) -> Self:
         await self.astart()

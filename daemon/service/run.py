@@ -110,6 +110,8 @@ class _Daemon:
         self.arbiter: Arbiter | None = None
         self.on_arbiter: Callable[[Arbiter], None] | None = None
         self.publisher: BeatPublisher | None = None
+        #: The embedded nats-server (None with a configured URL).
+        self.server: EmbeddedServer | None = None
         self.startup = anyio.CancelScope()
         #: Why the daemon cannot go on ("" while it can): a plugin process that keeps failing.
         self.fatal = ""
@@ -221,6 +223,7 @@ class _Daemon:
                 start_timeout=emb.start_timeout,
             )
         )
+        self.server = server
         url = server.url
         (state_dir / URL_FILE).write_text(url + "\n")
         stack.callback((state_dir / URL_FILE).unlink, missing_ok=True)
@@ -310,6 +313,8 @@ class _Daemon:
         """Run the beats; on the way out, every decided beat reaches the stream."""
         async with anyio.create_task_group() as tg:
             tg.start_soon(publisher.run)
+            if self.server is not None:
+                tg.start_soon(self.server.watch)
             if arbiter.leadership is not None:
                 tg.start_soon(arbiter.leadership.announce)
             if live:

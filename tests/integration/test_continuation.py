@@ -8,6 +8,9 @@ records are read back from the ledger with `venom ledger export`.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -126,3 +129,30 @@ def _wait_beat(url: str, beat: int) -> int:
 
     wait_for(past, what=f"beat {beat}")
     return seen[0]
+
+
+def test_a_killed_embedded_server_is_started_again_and_the_beat_goes_on(tmp_path: Path) -> None:
+    state, log = tmp_path / "state", tmp_path / "daemon.log"
+    daemon = spawn("run", "--period", "0.01", "--no-live", "--state-dir", str(state), log=log)
+    try:
+        wait_for((state / "nats.url").exists, what="the embedded server's URL file")
+        url = (state / "nats.url").read_text().strip()
+        before = _wait_beat(url, 100)
+        server_pid = int((state / "nats-server.pid").read_text())
+        killed = time.monotonic()
+        os.kill(server_pid, signal.SIGKILL)
+        wait_for(
+            lambda: "embedded nats-server at" in log.read_text().split("exited")[-1],
+            what="the server to be started again",
+        )
+        after = _wait_beat(url, before + 200)
+        print(f"beats resumed within {time.monotonic() - killed:.1f} s of the kill")
+        assert (state / "nats-server.pid").read_text().strip() != str(server_pid)
+    finally:
+        rc, err = stop(daemon, log)
+    assert rc == 0, err[-3000:]
+    assert "exited with code" in err
+    beats = [r.beat for r in records(state)]
+    assert beats == list(range(1, len(beats) + 1))  # nothing lost, nothing twice
+    assert len(beats) >= after
+    assert venom("ledger", "verify", "--state-dir", str(state)).returncode == 0

@@ -8,20 +8,25 @@ with ``[ha] enabled`` that host no plugins. The ledger is read back with
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import msgspec
+import nats
 import pytest
 
 from tests.helpers import spawn, stop, venom, wait_for
 from tests.processes import kill_tree
 from venom.daemon.bus.embedded import NatsServerProcess
 from venom.daemon.config.settings import DEFAULT_PLUGINS
+from venom.plugins.ledger.store import LedgerStore
 from venom.schemas import BeatRecord
 
 pytestmark = pytest.mark.integration
@@ -176,3 +181,88 @@ def _ledger(state: Path) -> list[BeatRecord]:
     assert out.returncode == 0, out.stderr
     decode = msgspec.json.Decoder(BeatRecord).decode
     return [decode(json.dumps(json.loads(line)["record"])) for line in out.stdout.splitlines()]
+
+
+def test_a_paused_leader_is_replaced_and_stands_down_when_it_wakes(cluster: Cluster) -> None:
+    c = cluster
+    c.plugins()
+    first = c.arbiter(0)
+    lead = leader_at(c, 30)
+    standby = c.arbiter(1)
+    follower_log = c.logs[standby.pid]
+    wait_for(lambda: "standing by" in follower_log.read_text(), what="the standby")
+    first.send_signal(signal.SIGSTOP)
+    try:
+        taken = _new_leader(c, lead["epoch"], int(lead["beat"]))
+        time.sleep(2.0)
+    finally:
+        first.send_signal(signal.SIGCONT)
+    old_log = c.logs[first.pid]
+    wait_for(
+        lambda: "standing by (epoch" in old_log.read_text(), what="the old leader to stand down"
+    )
+    assert c.status(lead["epoch"]).get("role") == "standby"
+    leader_at(c, int(taken["beat"]) + 30)
+    plugins = _plugin_stats(c.url)
+    assert plugins, "no plugin answered $SRV.STATS"
+    for name, data in plugins.items():
+        assert data.get("backwards", 0) == 0, (name, data)
+    for proc in (standby, first, c.procs[0]):
+        rc, err = stop(proc, c.logs[proc.pid])
+        assert rc == 0, err[-3000:]
+    records = _ledger(c.plugins_state)
+    beats = [r.beat for r in records]
+    assert beats == list(range(1, len(beats) + 1))
+    text = old_log.read_text()
+    assert "after a stall, epoch" in text or "wrote beat" in text, text[-3000:]
+
+
+def _plugin_stats(url: str) -> dict[str, dict[str, Any]]:
+    """Each plugin's ``$SRV.STATS`` data, by plugin name."""
+
+    async def ask() -> dict[str, dict[str, Any]]:
+        nc = await nats.connect(url)
+        try:
+            inbox = nc.new_inbox()
+            sub = await nc.subscribe(inbox)
+            await nc.publish("$SRV.STATS", b"", reply=inbox)
+            out: dict[str, dict[str, Any]] = {}
+            with contextlib.suppress(nats.errors.TimeoutError):
+                while True:
+                    msg = await sub.next_msg(timeout=1.0)
+                    body = json.loads(msg.data)
+                    for endpoint in body.get("endpoints", []):
+                        data = endpoint.get("data") or {}
+                        if "backwards" in data:
+                            out[body["name"]] = data
+            return out
+        finally:
+            await nc.close()
+
+    return anyio.run(ask)
+
+
+def test_two_ledgers_on_one_stream_have_equal_roots_at_every_size(cluster: Cluster) -> None:
+    c = cluster
+    c.plugins()
+    second = c.tmp / "second"
+    config = c.tmp / "second.toml"
+    config.write_text(
+        f'[nats]\nurl = "{c.url}"\n[plugins.settings.ledger]\ndurable = "second-ledger"\n'
+    )
+    log = c.tmp / "second.log"
+    other = spawn(
+        "plugin", "run", "ledger", "--config", str(config), "--state-dir", str(second), log=log
+    )
+    c.procs.append(other)
+    c.logs[other.pid] = log
+    first = c.arbiter(0)
+    leader_at(c, 300)
+    for proc in (first, other, c.procs[0]):
+        rc, err = stop(proc, c.logs[proc.pid])
+        assert rc == 0, err[-3000:]
+    a = LedgerStore(c.plugins_state / "plugins" / "ledger", readonly=True)
+    b = LedgerStore(second / "plugins" / "ledger", readonly=True)
+    assert a.size == b.size >= 300
+    for size in range(1, a.size + 1):
+        assert a.tree.root(size) == b.tree.root(size), size
