@@ -1,0 +1,152 @@
+"""An HA set-up of real processes for tests and benches (SPEC 2.6).
+
+A nats-server with JetStream (the caller's), one `venom plugin run` hosting
+the default plugins and the ledger, and `venom run` arbiters with
+``[ha] enabled`` that host no plugins; helpers to find the leader and read
+the ledger back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import anyio
+import msgspec
+import nats
+
+from tests.helpers import spawn, venom, wait_for
+from tests.processes import kill_tree
+from venom.daemon.config.settings import DEFAULT_PLUGINS
+from venom.schemas import BeatRecord
+
+#: Generous for a slow, busy machine: a leader silent this long is replaced.
+TAKEOVER_AFTER = 0.25
+
+
+class Cluster:
+    """The processes of one HA set-up, all stopped (and reaped) on the way out."""
+
+    def __init__(self, tmp: Path, url: str, *, period: str = "period = 0.01", ha: str = "") -> None:
+        self.tmp, self.url = tmp, url
+        self.config = tmp / "venom.toml"
+        ha = ha or f"enabled = true\ntakeover_after = {TAKEOVER_AFTER}"
+        self.config.write_text(
+            f'[nats]\nurl = "{url}"\n[beat]\n{period}\n[ha]\n{ha}\n[plugins]\nrun = []\n'
+        )
+        self.procs: list[subprocess.Popen[str]] = []
+        self.logs: dict[int, Path] = {}
+        self.plugins_state = tmp / "plugins"
+
+    def plugins(self) -> subprocess.Popen[str]:
+        config = self.tmp / "plugins.toml"
+        config.write_text(f'[nats]\nurl = "{self.url}"\n')
+        log = self.tmp / "plugins.log"
+        proc = spawn(
+            "plugin",
+            "run",
+            *DEFAULT_PLUGINS,
+            "--config",
+            str(config),
+            "--state-dir",
+            str(self.plugins_state),
+            log=log,
+        )
+        self.procs.append(proc)
+        self.logs[proc.pid] = log
+        return proc
+
+    def arbiter(self, n: int) -> subprocess.Popen[str]:
+        log = self.tmp / f"arbiter{n}.log"
+        state = self.tmp / f"arbiter{n}"
+        proc = spawn(
+            "run", "--no-live", "--config", str(self.config), "--state-dir", str(state), log=log
+        )
+        self.procs.append(proc)
+        self.logs[proc.pid] = log
+        return proc
+
+    def status(self, arbiter: str = "") -> dict[str, Any]:
+        args = ["status", "--nats", self.url, "--timeout", "2"]
+        out = venom(*args, *(["--arbiter", arbiter] if arbiter else []), timeout=30)
+        return json.loads(out.stdout) if out.returncode == 0 else {}
+
+    def close(self) -> None:
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                kill_tree(proc.pid)
+            proc.wait()
+
+
+def leader_at(c: Cluster, beat: int) -> dict[str, Any]:
+    """The leader's status once it is past ``beat``."""
+    seen: dict[str, Any] = {}
+
+    def past() -> bool:
+        seen.update(c.status())
+        return seen.get("role") == "leader" and int(seen.get("beat", 0)) > beat
+
+    wait_for(past, what=f"a leader past beat {beat}")
+    return dict(seen)
+
+
+def following(c: Cluster, proc: subprocess.Popen[str], leader: str) -> str:
+    """Wait until the arbiter ``proc`` stands by and follows ``leader``; its epoch."""
+    wait_for(lambda: bool(standby_epoch(c, proc)), what="a standby")
+    epoch = standby_epoch(c, proc)
+    wait_for(lambda: c.status(epoch).get("leader") == leader, what=f"{epoch} to follow {leader}")
+    return epoch
+
+
+def standby_epoch(c: Cluster, proc: subprocess.Popen[str]) -> str:
+    text = c.logs[proc.pid].read_text()
+    marker = "standing by as epoch "
+    at = text.rfind(marker)
+    return text[at + len(marker) :].split(" ", 1)[0] if at >= 0 else ""
+
+
+def new_leader(c: Cluster, old: str, beat: int) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+
+    def taken() -> bool:
+        seen.clear()
+        seen.update(c.status())
+        return seen.get("epoch", old) != old and int(seen.get("beat", 0)) > beat
+
+    wait_for(taken, what=f"a new leader after epoch {old}")
+    return dict(seen)
+
+
+def ledger_records(state: Path) -> list[BeatRecord]:
+    out = venom("ledger", "export", "--state-dir", str(state))
+    assert out.returncode == 0, out.stderr
+    decode = msgspec.json.Decoder(BeatRecord).decode
+    return [decode(json.dumps(json.loads(line)["record"])) for line in out.stdout.splitlines()]
+
+
+def plugin_stats(url: str) -> dict[str, dict[str, Any]]:
+    """Each plugin's ``$SRV.STATS`` data, by plugin name."""
+
+    async def ask() -> dict[str, dict[str, Any]]:
+        nc = await nats.connect(url)
+        try:
+            inbox = nc.new_inbox()
+            sub = await nc.subscribe(inbox)
+            await nc.publish("$SRV.STATS", b"", reply=inbox)
+            out: dict[str, dict[str, Any]] = {}
+            with contextlib.suppress(nats.errors.TimeoutError):
+                while True:
+                    msg = await sub.next_msg(timeout=1.0)
+                    body = json.loads(msg.data)
+                    for endpoint in body.get("endpoints", []):
+                        data = endpoint.get("data") or {}
+                        if "backwards" in data:
+                            out[body["name"]] = data
+            return out
+        finally:
+            await nc.close()
+
+    return anyio.run(ask)
