@@ -93,12 +93,28 @@ def leader_at(c: Cluster, beat: int) -> dict[str, Any]:
     return dict(seen)
 
 
-def following(c: Cluster, proc: subprocess.Popen[str], leader: str) -> str:
-    """Wait until the arbiter ``proc`` stands by and follows ``leader``; its epoch."""
-    wait_for(lambda: bool(standby_epoch(c, proc)), what="a standby")
-    epoch = standby_epoch(c, proc)
-    wait_for(lambda: c.status(epoch).get("leader") == leader, what=f"{epoch} to follow {leader}")
-    return epoch
+def settled(c: Cluster, arbiters: list[subprocess.Popen[str]]) -> tuple[subprocess.Popen[str], str]:
+    """Wait until one of ``arbiters`` leads and every other follows it; (leader, its epoch).
+
+    Which one leads is read, not assumed: on a busy machine a standby may
+    take over from a leader that was only slow (safe, and counted).
+    """
+    for proc in arbiters:
+        wait_for(lambda p=proc: bool(standby_epoch(c, p)), what="an arbiter's epoch")
+    epochs = {standby_epoch(c, p): p for p in arbiters}
+    found: list[str] = []
+
+    def one_leader() -> bool:
+        found.clear()
+        statuses = {e: c.status(e) for e in epochs}
+        leaders = [e for e, s in statuses.items() if s.get("role") == "leader"]
+        if len(leaders) != 1:
+            return False
+        found.append(leaders[0])
+        return all(s.get("leader") == leaders[0] for s in statuses.values())
+
+    wait_for(one_leader, what="one leader, followed by the others")
+    return epochs[found[0]], found[0]
 
 
 def standby_epoch(c: Cluster, proc: subprocess.Popen[str]) -> str:

@@ -95,7 +95,7 @@ class Leadership:
         self.changes = 0
         self._heard = time.monotonic()
         self._heard_beat = 0
-        self._checked = time.monotonic()
+        self._looked = time.monotonic()
         self._reconnected = False
         self._subs: list[Subscription] = []
         self._decode_heartbeat = msgspec.json.Decoder(Heartbeat).decode
@@ -122,6 +122,8 @@ class Leadership:
                 await self.bus.subscribe(self.subjects.beat, self._on_record),
                 await self.bus.subscribe(self.subjects.ha_leader, self._on_heartbeat),
             ]
+            # Silence is counted from now: what was said before we listened is not silence.
+            self._heard = time.monotonic()
 
     async def _unfollow(self) -> None:
         subs, self._subs = self._subs, []
@@ -158,8 +160,18 @@ class Leadership:
         return time.monotonic() - self._heard
 
     def due(self) -> bool:
-        """A standby should take over now: the leader has been silent too long."""
-        return self.silent_for() >= self.takeover_after()
+        """A standby should take over now: the leader has been silent too long.
+
+        Silence counts only while we listened: after a stall of our own (a
+        garbage collection, a busy machine) what the leader said meanwhile
+        is still queued, so we listen once more before judging.
+        """
+        now = time.monotonic()
+        limit = self.takeover_after()
+        looked, self._looked = self._looked, now
+        if now - looked > limit:
+            return False
+        return now - self._heard >= limit
 
     async def take_over(self, resume: Callable[[StreamTail], None]) -> bool:
         """Lead from the stream's tail (``resume`` continues the arbiter after it)."""
@@ -178,7 +190,6 @@ class Leadership:
         was = tail.epoch or "nobody"
         self.leading, self.leader, self.since = True, self.epoch, last + 1
         self.changes += 1
-        self._checked = time.monotonic()
         log.warning(
             "leading from beat %d as epoch %s: %s wrote the last record (beat %d) and was "
             "silent for %.0f ms",
@@ -221,18 +232,26 @@ class Leadership:
         return self._reconnected or time.monotonic() - stalled_since > self.takeover_after()
 
     async def still_leading(self) -> bool:
-        """Read the tail: False (and stood down) when another epoch wrote after us."""
+        """Read the stream's end: False (and stood down) when another epoch wrote after us.
+
+        One request when the last record is ours (the common case after a
+        stall that replaced nobody); the whole tail only when it is not.
+        """
         self._reconnected = False
+        js = self.bus.jetstream()
         try:
-            tail = await read_tail(self.bus.jetstream(), self.subjects, self.codec)
+            last = await js.last_message(self.publisher.stream, self.subjects.beat)
+            if last is None or epoch_of(last.headers.get(HDR_MSG_ID, "")) == self.epoch:
+                return True
+            tail = await read_tail(js, self.subjects, self.codec)
         except BusError as exc:
-            log.warning("cannot read the beat stream's tail: %s", exc)
+            log.warning("cannot read the beat stream's end: %s", exc)
             return True  # the stream's order check still fences what we send
-        last = tail.last
-        if last is not None and tail.epoch != self.epoch and last.beat > self.publisher.stored:
+        record = tail.last
+        if record is not None and tail.epoch != self.epoch and record.beat > self.publisher.stored:
             self.leader = tail.epoch
             await self.stand_down(
-                f"after a stall, epoch {tail.epoch} had written up to beat {last.beat}"
+                f"after a stall, epoch {tail.epoch} had written up to beat {record.beat}"
             )
             return False
         return True

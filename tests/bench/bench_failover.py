@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.hacluster import Cluster, following, leader_at, ledger_records, new_leader
+from tests.hacluster import Cluster, leader_at, ledger_records, new_leader, settled
 from tests.helpers import stop, wait_for
 from venom.daemon.bus.embedded import NatsServerProcess
 from venom.daemon.config.settings import DEFAULT_PLUGINS
@@ -39,17 +39,19 @@ def failover(tmp: Path, kills: int) -> dict[str, Any]:
     c = Cluster(tmp, url, period="# T_L", ha="enabled = true")
     try:
         c.plugins()
-        current = c.arbiter(0)
+        live = [c.arbiter(0)]
         lead = leader_at(c, 100)
-        nxt = c.arbiter(1)
+        live.append(c.arbiter(1))
         for n in range(kills):
-            following(c, nxt, lead["epoch"])
-            current.send_signal(signal.SIGKILL)
-            current.wait()
-            lead = new_leader(c, lead["epoch"], int(lead["beat"]))
-            current, nxt = nxt, c.arbiter(2 + n)
+            leader, epoch = settled(c, live)
+            lead = c.status(epoch)
+            leader.send_signal(signal.SIGKILL)
+            leader.wait()
+            live.remove(leader)
+            lead = new_leader(c, epoch, int(lead.get("beat", 0)))
+            live.append(c.arbiter(2 + n))
         leader_at(c, int(lead["beat"]) + 100)
-        for proc in (nxt, current, c.procs[0]):
+        for proc in (*live, c.procs[0]):
             stop(proc, c.logs[proc.pid])
         records = ledger_records(c.plugins_state)
     finally:

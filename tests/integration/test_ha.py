@@ -17,11 +17,12 @@ import pytest
 
 from tests.hacluster import (
     Cluster,
-    following,
     leader_at,
     ledger_records,
     new_leader,
     plugin_stats,
+    settled,
+    standby_epoch,
 )
 from tests.helpers import spawn, stop, venom, wait_for
 from venom.daemon.bus.embedded import NatsServerProcess
@@ -45,30 +46,27 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
 def test_kill_the_leader_and_a_standby_goes_on_with_the_next_beat(cluster: Cluster) -> None:
     c = cluster
     c.plugins()
-    first = c.arbiter(0)
+    live = [c.arbiter(0)]
     lead = leader_at(c, 30)
-    standby = c.arbiter(1)
-    wait_for(lambda: "standing by" in c.logs[standby.pid].read_text(), what="the standby")
+    live.append(c.arbiter(1))
     kills = 2
-    current, nxt = first, standby
     for n in range(kills):
-        epoch = lead["epoch"]
+        leader, epoch = settled(c, live)
         # `venom status --arbiter` asks one arbiter: a standby says whom it follows.
-        follower = following(c, nxt, epoch)
-        assert c.status(follower)["role"] == "standby"
-        current.send_signal(signal.SIGKILL)
-        current.wait()
-        lead = new_leader(c, epoch, int(lead["beat"]))
-        current, nxt = nxt, c.arbiter(2 + n)
-        log = c.logs[nxt.pid]
-        wait_for(lambda log=log: "standing by" in log.read_text(), what="a new standby")
+        (other,) = (p for p in live if p is not leader)
+        follower = c.status(standby_epoch(c, other))
+        assert (follower["role"], follower["leader"]) == ("standby", epoch)
+        lead = c.status(epoch)
+        leader.send_signal(signal.SIGKILL)
+        leader.wait()
+        live.remove(leader)
+        lead = new_leader(c, epoch, int(lead.get("beat", 0)))
+        live.append(c.arbiter(2 + n))
+    settled(c, live)
     leader_at(c, int(lead["beat"]) + 30)
-    for proc in (nxt, current):
+    for proc in (*live, c.procs[0]):
         rc, err = stop(proc, c.logs[proc.pid])
         assert rc == 0, err[-3000:]
-    plugins = c.procs[0]
-    rc, err = stop(plugins, c.logs[plugins.pid])
-    assert rc == 0, err[-3000:]
     records = ledger_records(c.plugins_state)
     beats = [r.beat for r in records]
     assert beats == list(range(1, len(beats) + 1))  # each beat once, none skipped
