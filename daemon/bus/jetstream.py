@@ -119,8 +119,10 @@ class NatsJetStream(JetStream):
         try:
             await self._js.stream_info(name)
             return False
-        except JsError:
+        except NotFoundError:
             pass
+        except (JsError, NatsError) as exc:
+            raise BusError(f"cannot look up JetStream stream {name}: {_why(exc)}") from exc
         config = StreamConfig(
             name=name,
             subjects=subjects,

@@ -116,15 +116,38 @@ class LedgerWriter:
         """Finish what the stream holds, then return from :meth:`run`."""
         self._stopping = True
 
-    async def run(self) -> None:
+    async def _consumer(self) -> PullConsumer | None:
+        """The durable pull consumer, once the stream can make one (None: stopping).
+
+        A cluster that is forming or electing a stream leader answers with a
+        timeout or an error for a while: try again every second, say so once.
+        """
         js = self.bus.jetstream()
-        stream = await ensure_stream(js, self.subjects, replicas=self.config.replicas)
-        # The log, not the consumer, knows what is stored: start the durable consumer
-        # right after the last stored sequence, so a record that was appended but
-        # not acked before a crash is never overtaken by later ones (no gaps).
-        puller = await js.pull_consumer(
-            stream, self.config.durable, after=self.last_seq, batch=self.config.batch
-        )
+        tries = 0
+        while not self._stopping:
+            try:
+                stream = await ensure_stream(js, self.subjects, replicas=self.config.replicas)
+                # The log, not the consumer, knows what is stored: start the durable
+                # consumer right after the last stored sequence, so a record that was
+                # appended but not acked before a crash is never overtaken (no gaps).
+                consumer = await js.pull_consumer(
+                    stream, self.config.durable, after=self.last_seq, batch=self.config.batch
+                )
+            except BusError as exc:
+                tries += 1
+                if tries == 1 or tries % 60 == 0:
+                    log.warning("the beat stream is not ready (%s); trying again", exc)
+                await anyio.sleep(1.0)
+                continue
+            if tries:
+                log.info("the beat stream is ready after %d tries", tries + 1)
+            return consumer
+        return None
+
+    async def run(self) -> None:
+        puller = await self._consumer()
+        if puller is None:
+            return
         window = self.config.group_ms / 1000 if self.config.fsync == "group" else 0.0
         try:
             while True:

@@ -80,14 +80,19 @@ def test_kill_the_leader_and_a_standby_goes_on_with_the_next_beat(cluster: Clust
     assert out.returncode == 0, out.stderr
 
 
-def test_a_paused_leader_is_replaced_and_stands_down_when_it_wakes(cluster: Cluster) -> None:
+def test_a_paused_leader_yields_and_two_ledgers_on_the_stream_agree(cluster: Cluster) -> None:
+    """SIGSTOP 2 s of the leader: replaced, it stands down when it wakes; no beat twice.
+
+    A second ledger (its own state and durable consumer) reads the same
+    stream all along: at every size the two roots are equal.
+    """
     c = cluster
     c.plugins()
+    second = _second_ledger(c)
     first = c.arbiter(0)
     lead = leader_at(c, 30)
     standby = c.arbiter(1)
-    follower_log = c.logs[standby.pid]
-    wait_for(lambda: "standing by" in follower_log.read_text(), what="the standby")
+    settled(c, [first, standby])
     first.send_signal(signal.SIGSTOP)
     try:
         taken = new_leader(c, lead["epoch"], int(lead["beat"]))
@@ -95,16 +100,14 @@ def test_a_paused_leader_is_replaced_and_stands_down_when_it_wakes(cluster: Clus
     finally:
         first.send_signal(signal.SIGCONT)
     old_log = c.logs[first.pid]
-    wait_for(
-        lambda: "standing by (epoch" in old_log.read_text(), what="the old leader to stand down"
-    )
+    wait_for(lambda: "standing by (epoch" in old_log.read_text(), what="the old leader to yield")
     assert c.status(lead["epoch"]).get("role") == "standby"
     leader_at(c, int(taken["beat"]) + 30)
     plugins = plugin_stats(c.url)
     assert plugins, "no plugin answered $SRV.STATS"
     for name, data in plugins.items():
         assert data.get("backwards", 0) == 0, (name, data)
-    for proc in (standby, first, c.procs[0]):
+    for proc in (standby, first, *c.procs[:2]):
         rc, err = stop(proc, c.logs[proc.pid])
         assert rc == 0, err[-3000:]
     records = ledger_records(c.plugins_state)
@@ -112,11 +115,15 @@ def test_a_paused_leader_is_replaced_and_stands_down_when_it_wakes(cluster: Clus
     assert beats == list(range(1, len(beats) + 1))
     text = old_log.read_text()
     assert "after a stall, epoch" in text or "wrote beat" in text, text[-3000:]
+    a = LedgerStore(c.plugins_state / "plugins" / "ledger", readonly=True)
+    b = LedgerStore(second / "plugins" / "ledger", readonly=True)
+    assert a.size == b.size == len(records)
+    for size in range(1, a.size + 1):
+        assert a.tree.root(size) == b.tree.root(size), size
 
 
-def test_two_ledgers_on_one_stream_have_equal_roots_at_every_size(cluster: Cluster) -> None:
-    c = cluster
-    c.plugins()
+def _second_ledger(c: Cluster) -> Path:
+    """A second ledger process on the stream, with a durable consumer of its own."""
     second = c.tmp / "second"
     config = c.tmp / "second.toml"
     config.write_text(
@@ -128,13 +135,4 @@ def test_two_ledgers_on_one_stream_have_equal_roots_at_every_size(cluster: Clust
     )
     c.procs.append(other)
     c.logs[other.pid] = log
-    first = c.arbiter(0)
-    leader_at(c, 300)
-    for proc in (first, other, c.procs[0]):
-        rc, err = stop(proc, c.logs[proc.pid])
-        assert rc == 0, err[-3000:]
-    a = LedgerStore(c.plugins_state / "plugins" / "ledger", readonly=True)
-    b = LedgerStore(second / "plugins" / "ledger", readonly=True)
-    assert a.size == b.size >= 300
-    for size in range(1, a.size + 1):
-        assert a.tree.root(size) == b.tree.root(size), size
+    return second
