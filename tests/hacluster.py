@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -166,3 +167,32 @@ def plugin_stats(url: str) -> dict[str, dict[str, Any]]:
             await nc.close()
 
     return anyio.run(ask)
+
+
+def kill_leader(c: Cluster, live: list[subprocess.Popen[str]], replacement: int) -> dict[str, Any]:
+    """SIGKILL whichever of ``live`` leads, start standby number ``replacement``;
+    the new leader's status once it beats past the old one."""
+    leader, epoch = settled(c, live)
+    beat = int(c.status(epoch).get("beat", 0))
+    leader.send_signal(signal.SIGKILL)
+    leader.wait()
+    live.remove(leader)
+    lead = new_leader(c, epoch, beat)
+    live.append(c.arbiter(replacement))
+    return lead
+
+
+def leader_entry(url: str) -> dict[str, Any]:
+    """The ``leader`` entry of the ``VENOM_HA`` bucket ({} when there is none)."""
+
+    async def read() -> dict[str, Any]:
+        nc = await nats.connect(url)
+        try:
+            msg = await nc.jetstream().get_msg("KV_VENOM_HA", subject="$KV.VENOM_HA.leader")
+            return dict(json.loads(msg.data or b"{}"))
+        except Exception:
+            return {}
+        finally:
+            await nc.close()
+
+    return anyio.run(read)

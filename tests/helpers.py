@@ -6,6 +6,7 @@ Processes: :func:`stop_process` here; :func:`tests.processes.reaped` for a
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -153,3 +154,17 @@ def wait_for(cond: object, timeout: float = WAIT, what: str = "") -> None:
             return
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def wait_beat(url: str, beat: int) -> int:
+    """Wait until the leading arbiter at ``url`` is past ``beat``; the beat it is at."""
+    seen = [0]
+
+    def past() -> bool:
+        out = venom("status", "--nats", url, timeout=30)
+        if out.returncode == 0:
+            seen[0] = int(json.loads(out.stdout).get("beat", 0))
+        return seen[0] >= beat
+
+    wait_for(past, what=f"beat {beat}")
+    return seen[0]

@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from tests.hacluster import Cluster, leader_at, ledger_records, new_leader, settled
+from tests.hacluster import Cluster, kill_leader, leader_at, ledger_records
 from tests.helpers import stop, wait_for
 from venom.daemon.bus.embedded import NatsServerProcess
 from venom.daemon.config.settings import DEFAULT_PLUGINS
@@ -43,13 +42,7 @@ def failover(tmp: Path, kills: int) -> dict[str, Any]:
         lead = leader_at(c, 100)
         live.append(c.arbiter(1))
         for n in range(kills):
-            leader, epoch = settled(c, live)
-            lead = c.status(epoch)
-            leader.send_signal(signal.SIGKILL)
-            leader.wait()
-            live.remove(leader)
-            lead = new_leader(c, epoch, int(lead.get("beat", 0)))
-            live.append(c.arbiter(2 + n))
+            lead = kill_leader(c, live, 2 + n)
         leader_at(c, int(lead["beat"]) + 100)
         for proc in (*live, c.procs[0]):
             stop(proc, c.logs[proc.pid])

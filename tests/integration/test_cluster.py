@@ -21,7 +21,7 @@ import anyio
 import nats
 import pytest
 
-from tests.helpers import spawn, stop, venom, wait_for
+from tests.helpers import spawn, stop, venom, wait_beat, wait_for
 from venom.daemon.bus.embedded import NatsServerProcess
 
 pytestmark = pytest.mark.integration
@@ -126,19 +126,19 @@ def test_a_cluster_node_dies_and_the_beat_resumes_with_nothing_lost(
     daemon = spawn("run", "--no-live", "--config", str(config), "--state-dir", str(state), log=log)
     try:
         wait_for(lambda: _ledger_size(urls) > 0, what="the ledger to append")
-        before = _wait_beat(urls, 200)
+        before = wait_beat(urls, 200)
         wait_for(lambda: bool(_stream_leader(cluster[0].url)), what="a stream leader")
         leader = _stream_leader(cluster[0].url)
         victim = next(n for n in cluster if f"n{cluster.index(n)}" == leader)
         victim.process.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
         victim.process.wait()  # type: ignore[union-attr]
         killed = time.monotonic()
-        after = _wait_beat(urls, before + 300)
+        after = wait_beat(urls, before + 150)
         print(f"beats going again {time.monotonic() - killed:.1f} s after the kill of {leader}")
         victim.port = victim.bound_port
         victim.stop()  # its pid file and ports dir; the process is gone
         victim.start()
-        last = _wait_beat(urls, after + 200)
+        last = wait_beat(urls, after + 100)
         wait_for(lambda: _ledger_size(urls) >= last, what="the ledger to catch up")
     finally:
         rc, err = stop(daemon, log)
@@ -155,16 +155,3 @@ def test_a_cluster_node_dies_and_the_beat_resumes_with_nothing_lost(
     held = max(b - a for a, b in itertools.pairwise(times))
     print(f"longest hold between two beats: {held:.2f} s")
     assert venom("ledger", "verify", "--state-dir", str(state)).returncode == 0
-
-
-def _wait_beat(urls: str, beat: int) -> int:
-    seen = [0]
-
-    def past() -> bool:
-        out = venom("status", "--nats", urls, timeout=30)
-        if out.returncode == 0:
-            seen[0] = int(json.loads(out.stdout).get("beat", 0))
-        return seen[0] >= beat
-
-    wait_for(past, what=f"beat {beat}")
-    return seen[0]

@@ -19,7 +19,7 @@ import msgspec
 import nats
 import pytest
 
-from tests.helpers import spawn, stop, venom, wait_for
+from tests.helpers import spawn, stop, venom, wait_beat, wait_for
 from venom.daemon.beat.aggregate import context_after
 from venom.daemon.beat.genome import Genome
 from venom.daemon.config.settings import GenomeConfig
@@ -81,20 +81,6 @@ def _stored(url: str, stream: str, seq: int) -> Any:
     return anyio.run(get)
 
 
-def _wait_beat(url: str, beat: int) -> int:
-    """Wait until the arbiter is past ``beat``; the beat it is at."""
-    seen = [0]
-
-    def past() -> bool:
-        out = venom("status", "--nats", url, timeout=30)
-        if out.returncode == 0:
-            seen[0] = int(json.loads(out.stdout).get("beat", 0))
-        return seen[0] >= beat
-
-    wait_for(past, what=f"beat {beat}")
-    return seen[0]
-
-
 def test_junk_replays_and_a_killed_server_neither_stop_the_beat_nor_enter_the_ledger(
     tmp_path: Path,
 ) -> None:
@@ -105,7 +91,7 @@ def test_junk_replays_and_a_killed_server_neither_stop_the_beat_nor_enter_the_le
     try:
         wait_for((state / "nats.url").exists, what="the embedded server's URL file")
         url = (state / "nats.url").read_text().strip()
-        beat = _wait_beat(url, 50)
+        beat = wait_beat(url, 50)
         stored = _stored(url, "VENOM_BEATS", 10)
 
         async def intrude() -> None:
@@ -120,7 +106,7 @@ def test_junk_replays_and_a_killed_server_neither_stop_the_beat_nor_enter_the_le
                 await nc.close()
 
         anyio.run(intrude)
-        beat = _wait_beat(url, beat + 200)
+        beat = wait_beat(url, beat + 200)
         server_pid = int((state / "nats-server.pid").read_text())
         killed = time.monotonic()
         os.kill(server_pid, signal.SIGKILL)
@@ -128,7 +114,7 @@ def test_junk_replays_and_a_killed_server_neither_stop_the_beat_nor_enter_the_le
             lambda: "embedded nats-server at" in log.read_text().split("exited with code")[-1],
             what="the server to be started again",
         )
-        after = _wait_beat(url, beat + 200)
+        after = wait_beat(url, beat + 200)
         print(f"beats resumed within {time.monotonic() - killed:.1f} s of the kill")
         assert (state / "nats-server.pid").read_text().strip() != str(server_pid)
     finally:
