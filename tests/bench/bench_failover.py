@@ -95,7 +95,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="venom-failover-") as tmp:
-        print(json.dumps(failover(Path(tmp) / "failover", args.kills)))
+        if args.kills:
+            print(json.dumps(failover(Path(tmp) / "failover", args.kills)))
         for r in range(args.rounds):
             for ha in (False, True):
                 beats = rate(Path(tmp) / f"rate-{r}-{ha}", ha, args.window)
