@@ -117,6 +117,14 @@ def weights_from_body(data: bytes) -> Weights:
 
 log = logging.getLogger("venom.control")
 
+#: The fields of :class:`Status` that the snapshot has under the same name.
+_STATUS_FROM_SNAPSHOT = tuple(
+    sorted(
+        ({f.name for f in msgspec.structs.fields(Status)} - {"plugins", "decisions"})
+        & {f.name for f in msgspec.structs.fields(ArbiterSnapshot)}
+    )
+)
+
 
 class ArbiterCommands(Protocol):
     """What a control request may change in the arbiter."""
@@ -171,30 +179,15 @@ class Control:
             await self._on_request(msg)
 
     def status(self) -> Status:
-        """What ``venom status`` prints."""
+        """What ``venom status`` prints: the snapshot's fields of the same name, and uptime."""
         s = self.snapshot()
+        same = {name: getattr(s, name) for name in _STATUS_FROM_SNAPSHOT}
         return Status(
-            beat=s.beat,
-            rate=s.rate,
+            **same,
             t_lambda=s.period,
-            period_mode=s.period_mode,
-            paused=s.paused,
-            weights=s.weights,
-            pid_error=s.pid_error,
-            pid_stable=s.pid_stable,
-            missed_ticks=s.missed_ticks,
-            k=s.k,
-            p=s.p,
             plugins=list(s.plugins),
             decisions=dict(s.decisions),
-            last_decision=s.last_decision,
             uptime_s=round(time.monotonic() - self._started, 3),
-            connected=s.connected,
-            load=s.load,
-            role=s.role,
-            epoch=s.epoch,
-            leader=s.leader,
-            leader_since=s.leader_since,
         )
 
     async def _on_request(self, msg: BusMessage) -> None:

@@ -21,6 +21,7 @@ import anyio
 import nats
 import pytest
 
+from tests.hacluster import LIGHT_PLUGINS
 from tests.helpers import spawn, stop, venom, wait_beat, wait_for
 from venom.daemon.bus.embedded import NatsServerProcess
 
@@ -120,6 +121,7 @@ def test_a_cluster_node_dies_and_the_beat_resumes_with_nothing_lost(
     config.write_text(
         f'[nats]\nurl = "{urls}"\nstream_replicas = 3\n'
         "[beat]\nperiod = 0.01\n"
+        f"[plugins]\nrun = {json.dumps(LIGHT_PLUGINS)}\n"
         "[plugins.settings.ledger]\nreplicas = 3\n"
     )
     state, log = tmp_path / "state", tmp_path / "daemon.log"

@@ -19,6 +19,7 @@ import msgspec
 import nats
 import pytest
 
+from tests.hacluster import LIGHT_PLUGINS
 from tests.helpers import spawn, stop, venom, wait_beat, wait_for
 from venom.daemon.beat.aggregate import context_after
 from venom.daemon.beat.genome import Genome
@@ -36,10 +37,17 @@ def records(state: Path) -> list[BeatRecord]:
     return [decode(json.dumps(json.loads(line)["record"])) for line in out.stdout.splitlines()]
 
 
+def light_config(tmp: Path) -> str:
+    """The default set without the torch model (it starts in a fraction of the time)."""
+    config = tmp / "venom.toml"
+    config.write_text(f"[plugins]\nrun = {json.dumps(LIGHT_PLUGINS)}\n")
+    return str(config)
+
+
 def run_beats(state: Path, beats: int) -> str:
-    res = venom(
-        "run", "--period", "0", "--beats", str(beats), "--no-live", "--state-dir", str(state)
-    )
+    config = light_config(state.parent)
+    args = ["--period", "0", "--beats", str(beats), "--no-live", "--config", config]
+    res = venom("run", *args, "--state-dir", str(state))
     assert res.returncode == 0, res.stderr[-3000:]
     return res.stderr
 
@@ -87,7 +95,8 @@ def test_junk_replays_and_a_killed_server_neither_stop_the_beat_nor_enter_the_le
     """One daemon, three intrusions: junk and replayed records published on the beat
     subject by a foreign client, then a kill -9 of its embedded nats-server."""
     state, log = tmp_path / "state", tmp_path / "daemon.log"
-    daemon = spawn("run", "--period", "0.01", "--no-live", "--state-dir", str(state), log=log)
+    args = ["--period", "0.01", "--no-live", "--config", light_config(tmp_path)]
+    daemon = spawn("run", *args, "--state-dir", str(state), log=log)
     try:
         wait_for((state / "nats.url").exists, what="the embedded server's URL file")
         url = (state / "nats.url").read_text().strip()
