@@ -117,8 +117,9 @@ class Arbiter(BeatLoop):
         self.pulse_context = PulseContext()
         #: Who leads (HA, SPEC 2.6); None: this arbiter leads alone.
         self.leadership = leadership
-        #: This incarnation's epoch, stamped on its records ("" outside ``venom run``).
-        self.epoch = leadership.epoch if leadership is not None else ""
+        #: This incarnation's epoch (its publisher's), stamped on its records; ``venom run``
+        #: sets it ("" elsewhere).
+        self.epoch = ""
         self._stall_limit = math.inf
         self._stopping = False
         self._wake = anyio.Event()

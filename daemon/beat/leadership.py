@@ -91,10 +91,7 @@ class Leadership:
         self.leader = self.epoch if self.leading else ""
         #: The first beat the leader issued as leader.
         self.since = 0
-        #: Times this arbiter took over or stood down.
-        self.changes = 0
         self._heard = time.monotonic()
-        self._heard_beat = 0
         self._looked = time.monotonic()
         self._reconnected = False
         self._subs: list[Subscription] = []
@@ -141,7 +138,6 @@ class Leadership:
         if epoch and epoch != self.epoch:
             self._heard = time.monotonic()
             self.leader = epoch
-            self._heard_beat = int(msg_id.rpartition(".")[2])
 
     async def _on_heartbeat(self, msg: BusMessage) -> None:
         try:
@@ -151,7 +147,6 @@ class Leadership:
         if beat.epoch != self.epoch:
             self._heard = time.monotonic()
             self.leader = beat.epoch
-            self._heard_beat = beat.beat
 
     # -- standing by ----------------------------------------------------------
 
@@ -189,7 +184,6 @@ class Leadership:
         last = tail.last.beat if tail.last is not None else 0
         was = tail.epoch or "nobody"
         self.leading, self.leader, self.since = True, self.epoch, last + 1
-        self.changes += 1
         log.warning(
             "leading from beat %d as epoch %s: %s wrote the last record (beat %d) and was "
             "silent for %.0f ms",
@@ -205,7 +199,6 @@ class Leadership:
         """Stop leading: forget what the stream refused, follow whoever leads."""
         dropped = self.publisher.abandon()
         self.leading = False
-        self.changes += 1
         self._heard = time.monotonic()
         tail = ", ".join(str(b) for b in dropped[:5]) + (" ..." if len(dropped) > 5 else "")
         await self._follow()
