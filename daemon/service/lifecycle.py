@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import msgspec
 from opentelemetry.trace import TracerProvider
 
 from venom.daemon.bus.base import Bus
@@ -81,9 +82,15 @@ class Process:
             await stack.enter_async_context(HealthServer(self.state, h.host, h.port))
         return telemetry
 
-    async def connect(self, stack: AsyncExitStack, url: str, name: str) -> NatsBus:
-        """A NATS connection named ``name``, drained and closed when ``stack`` unwinds."""
-        bus = await connect(self.config, url, name)
+    async def connect(
+        self, stack: AsyncExitStack, url: str, name: str, login: Login | None = None
+    ) -> NatsBus:
+        """A NATS connection named ``name``, drained and closed when ``stack`` unwinds.
+
+        ``login`` (user, password) replaces the credentials of ``[nats]`` (the
+        embedded server's users).
+        """
+        bus = await connect(with_login(self.config, login), url, name)
         stack.push_async_callback(bus.close)
         return bus
 
@@ -139,6 +146,19 @@ def build_plugins(
             raise ConfigError(f"plugin {p.name!r} listed twice", key="plugins.run")
         seen.add(p.name)
     return plugins
+
+
+#: A NATS user and its password.
+Login = tuple[str, str]
+
+
+def with_login(config: VenomConfig, login: Login | None) -> VenomConfig:
+    """``config`` whose ``[nats]`` logs in as ``login`` (``config`` itself for None)."""
+    if login is None:
+        return config
+    user, password = login
+    nats_config = msgspec.structs.replace(config.nats, user=user, password=password)
+    return msgspec.structs.replace(config, nats=nats_config)
 
 
 async def connect(config: VenomConfig, url: str, name: str) -> NatsBus:

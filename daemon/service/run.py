@@ -25,6 +25,7 @@ import anyio
 from venom.daemon.beat.arbiter import Arbiter
 from venom.daemon.beat.leadership import Leadership
 from venom.daemon.beat.period import t_lambda_from
+from venom.daemon.bus.accounts import Names, load_credentials, login_for, write_server_config
 from venom.daemon.bus.base import Bus
 from venom.daemon.bus.beatstream import BeatPublisher
 from venom.daemon.bus.embedded import EmbeddedServer
@@ -32,9 +33,9 @@ from venom.daemon.config.reload import reload_config
 from venom.daemon.config.settings import VenomConfig
 from venom.daemon.observe.logs import write_stderr
 from venom.daemon.observe.providers import TelemetryProviders
-from venom.daemon.service.lifecycle import Process
+from venom.daemon.service.lifecycle import Login, Process
 from venom.daemon.service.statelock import StateLock
-from venom.daemon.service.supervisor import PluginProcesses
+from venom.daemon.service.supervisor import PluginProcesses, plugin_class_names
 from venom.daemon.service.worker import place_plugins
 from venom.schemas import PluginStartError
 
@@ -112,6 +113,8 @@ class _Daemon:
         self.publisher: BeatPublisher | None = None
         #: The embedded nats-server (None with a configured URL).
         self.server: EmbeddedServer | None = None
+        #: The embedded server's passwords by user (None: [nats]'s credentials apply).
+        self.credentials: dict[str, str] | None = None
         self.startup = anyio.CancelScope()
         #: Why the daemon cannot go on ("" while it can): a plugin process that keeps failing.
         self.fatal = ""
@@ -185,7 +188,7 @@ class _Daemon:
         async with AsyncExitStack() as stack:
             telemetry = await process.open(stack, metrics=True, telemetry=self.telemetry)
             url = await self._server(stack, config, self.state_dir)
-            bus = await process.connect(stack, url, "venom-arbiter")
+            bus = await process.connect(stack, url, "venom-arbiter", self._login("arbiter"))
             await self._plugins(stack, config, url, bus)
             publisher = self.publisher = BeatPublisher(bus, process.subjects, process.codec)
             tail = await publisher.start(
@@ -213,6 +216,11 @@ class _Daemon:
         if url:
             return url
         emb = config.embedded
+        extra_args: list[str] = []
+        if emb.credentials:
+            self.credentials = load_credentials(state_dir, create=True)
+            names = Names.of(self.process.subjects, durable="*")  # any ledger's durable
+            extra_args = ["-c", str(write_server_config(state_dir, names, self.credentials))]
         server = await stack.enter_async_context(
             EmbeddedServer(
                 state_dir,
@@ -221,6 +229,7 @@ class _Daemon:
                 jetstream=emb.jetstream,
                 server_path=emb.server_path,
                 start_timeout=emb.start_timeout,
+                extra_args=extra_args,
             )
         )
         self.server = server
@@ -236,7 +245,8 @@ class _Daemon:
         """The plugins: in-process ones on their own connection, then the processes."""
         local, remote = place_plugins(config)
         if local:
-            plugin_bus = await self.process.connect(stack, url, "venom-plugins")
+            login = self._login(login_for(plugin_class_names(local)))
+            plugin_bus = await self.process.connect(stack, url, "venom-plugins", login)
             plugins = await self.process.host(stack, local, plugin_bus, self.state_dir)
             log.info("hosting plugins: %s", ", ".join(p.name for p in plugins))
         if remote:
@@ -251,8 +261,13 @@ class _Daemon:
                     wait=config.beat.period == 0,
                     on_ready=self.on_plugins_ready,
                     on_fatal=self.on_fatal,
+                    logins=self.credentials,
                 )
             )
+
+    def _login(self, user: str) -> Login | None:
+        """The embedded server's ``user`` and password (None: ``[nats]``'s credentials)."""
+        return (user, self.credentials[user]) if self.credentials is not None else None
 
     def _arbiter(
         self,

@@ -38,8 +38,10 @@ import anyio.abc
 import msgspec
 
 from venom.daemon.beat.discovery import Discovery
+from venom.daemon.bus.accounts import login_for
 from venom.daemon.bus.base import Bus
 from venom.daemon.config.settings import VenomConfig
+from venom.plugins.registry import load_plugin_class
 from venom.schemas import ConfigError, PluginStartError
 
 log = logging.getLogger("venom.supervisor")
@@ -57,6 +59,11 @@ def child_environment() -> dict[str, str]:
         for k, v in os.environ.items()
         if k not in _DAEMON_ONLY and not k.startswith("VENOM_HEALTH_")
     }
+
+
+def plugin_class_names(specs: list[str]) -> list[str]:
+    """The class names (``Plugin.name``) of the plugins ``specs`` name."""
+    return [load_plugin_class(spec).name for spec in specs]
 
 
 def _nothing(*_: object) -> None:
@@ -114,8 +121,11 @@ class PluginProcesses:
         restart_delay: float = 1.0,
         stop_timeout: float = 10.0,
         give_up_after: int = 3,
+        logins: dict[str, str] | None = None,
     ) -> None:
         self.groups = groups
+        #: The embedded server's passwords by user: each group logs in as its user.
+        self.logins = logins
         self.bus = bus
         self.state_dir = state_dir
         self.start_timeout = start_timeout
@@ -153,6 +163,15 @@ class PluginProcesses:
             "--watch-parent",
             str(os.getpid()),
         ]
+
+    def environment(self, group: list[str]) -> dict[str, str]:
+        """The child's environment; with ``logins``, its user (the ledger's if it hosts it)."""
+        env = child_environment()
+        if self.logins is not None:
+            user = login_for(plugin_class_names(group))
+            env["VENOM_NATS_USER"] = user
+            env["VENOM_NATS_PASSWORD"] = self.logins[user]
+        return env
 
     async def __aenter__(self) -> Self:
         self.config_path.parent.mkdir(parents=True, exist_ok=True)
@@ -210,7 +229,7 @@ class PluginProcesses:
                 stdout=subprocess.PIPE,
                 stderr=None,
                 start_new_session=True,
-                env=child_environment(),
+                env=self.environment(group),
             )
             ready = self.ready[index] = anyio.Event()
             self.processes[index] = process

@@ -89,32 +89,56 @@ def _stored(url: str, stream: str, seq: int) -> Any:
     return anyio.run(get)
 
 
-def test_junk_replays_and_a_killed_server_neither_stop_the_beat_nor_enter_the_ledger(
+async def _intrude(url: str, stored: Any, refused: int, **login: str) -> list[str]:
+    """Junk, a replay and a forged replay published on the beat subject; nats-py's errors
+    (waiting for ``refused`` of them; for none, a second after the server had them all)."""
+    errors: list[str] = []
+
+    async def on_error(exc: Exception) -> None:
+        errors.append(str(exc))
+
+    nc = await nats.connect(url, error_cb=on_error, **login)
+    try:
+        await nc.publish("venom.beat", b"hello")
+        await nc.publish("venom.beat", stored.data)  # a replay, no record id
+        forged = {"Nats-Msg-Id": "feedfacecafe.10"}  # a replay with a made-up id
+        await nc.publish("venom.beat", stored.data, headers=forged)
+        await nc.flush()
+        with anyio.move_on_after(30 if refused else 1):
+            while len(errors) < max(refused, 1):
+                await anyio.sleep(0.05)
+    finally:
+        await nc.close()
+    return errors
+
+
+def _check_ledger(state: Path, after: int) -> None:
+    beats = [r.beat for r in records(state)]
+    assert beats == list(range(1, len(beats) + 1))  # each beat once, in order, none lost
+    assert len(beats) >= after
+    assert venom("ledger", "verify", "--state-dir", str(state)).returncode == 0
+
+
+def test_the_embedded_server_refuses_strangers_and_plugins_on_the_beat_subject_and_restarts(
     tmp_path: Path,
 ) -> None:
-    """One daemon, three intrusions: junk and replayed records published on the beat
-    subject by a foreign client, then a kill -9 of its embedded nats-server."""
+    """The default: a client without credentials (the inspector) and one with the
+    plugin's credentials are refused at the server; then kill -9 of the server."""
     state, log = tmp_path / "state", tmp_path / "daemon.log"
     args = ["--period", "0.01", "--no-live", "--config", light_config(tmp_path)]
     daemon = spawn("run", *args, "--state-dir", str(state), log=log)
     try:
         wait_for((state / "nats.url").exists, what="the embedded server's URL file")
         url = (state / "nats.url").read_text().strip()
-        beat = wait_beat(url, 50)
-        stored = _stored(url, "VENOM_BEATS", 10)
-
-        async def intrude() -> None:
-            nc = await nats.connect(url)  # a foreign client, no credentials
-            try:
-                await nc.publish("venom.beat", b"hello")
-                await nc.publish("venom.beat", stored.data)  # a replay, no record id
-                forged = {"Nats-Msg-Id": "feedfacecafe.10"}  # a replay with a made-up id
-                await nc.publish("venom.beat", stored.data, headers=forged)
-                await nc.flush()
-            finally:
-                await nc.close()
-
-        anyio.run(intrude)
+        beat = wait_beat(url, 50)  # `venom status` as the inspector: no set-up
+        stored = _stored(url, "VENOM_BEATS", 10)  # the inspector may read a record
+        credentials = state / "nats-credentials.json"
+        assert credentials.stat().st_mode & 0o777 == 0o600
+        plugin = json.loads(credentials.read_text())["plugin"]
+        for login in ({}, {"user": "plugin", "password": plugin}):
+            errors = anyio.run(lambda login=login: _intrude(url, stored, 3, **login))
+            assert len(errors) == 3, errors
+            assert all('permissions violation for publish to "venom.beat"' in e for e in errors)
         beat = wait_beat(url, beat + 200)
         server_pid = int((state / "nats-server.pid").read_text())
         killed = time.monotonic()
@@ -129,10 +153,36 @@ def test_junk_replays_and_a_killed_server_neither_stop_the_beat_nor_enter_the_le
     finally:
         rc, err = stop(daemon, log)
     assert rc == 0, err[-3000:]
-    beats = [r.beat for r in records(state)]
-    assert beats == list(range(1, len(beats) + 1))  # each beat once, in order, none lost
-    assert len(beats) >= after
-    assert venom("ledger", "verify", "--state-dir", str(state)).returncode == 0
+    _check_ledger(state, after)
+    assert "exited with code" in err
+    assert "not an arbiter's record" not in err  # nothing foreign reached the stream
+    assert "permissions violation" not in err  # venom's own processes were allowed all
+    server_log = (state / "nats-server.log").read_text()
+    violations = [line for line in server_log.splitlines() if "Violation" in line]
+    assert len(violations) == 6, violations
+    assert all("user:inspector" in v or "user:plugin" in v for v in violations)
+
+
+def test_junk_and_replays_on_an_open_server_neither_stop_the_beat_nor_enter_the_ledger(
+    tmp_path: Path,
+) -> None:
+    """``embedded.credentials = false`` (anyone may publish): the arbiter and the
+    ledger still keep junk and replays out of the log."""
+    state, log = tmp_path / "state", tmp_path / "daemon.log"
+    args = ["--period", "0.01", "--no-live", "--config", light_config(tmp_path)]
+    env = {**os.environ, "VENOM_EMBEDDED_CREDENTIALS": "false"}
+    daemon = spawn("run", *args, "--state-dir", str(state), log=log, env=env)
+    try:
+        wait_for((state / "nats.url").exists, what="the embedded server's URL file")
+        url = (state / "nats.url").read_text().strip()
+        beat = wait_beat(url, 50)
+        stored = _stored(url, "VENOM_BEATS", 10)
+        assert anyio.run(lambda: _intrude(url, stored, 0)) == []  # nothing refused it
+        after = wait_beat(url, beat + 200)
+    finally:
+        rc, err = stop(daemon, log)
+    assert rc == 0, err[-3000:]
+    assert not (state / "nats-credentials.json").exists()
+    _check_ledger(state, after)
     assert "not an arbiter's record" in err, err[-3000:]
     assert "record does not continue the log" in err or "not a beat record" in err
-    assert "exited with code" in err
