@@ -314,6 +314,8 @@ class Status(Message, frozen=True, kw_only=True):
     epoch: str = ""
     leader: str = ""
     leader_since: int = 0
+    #: Why beats are held ("" while they are not): a full disk is named here.
+    holding: str = ""
 
 
 class ControlAck(Message, frozen=True, kw_only=True):

@@ -409,6 +409,14 @@ class EmbeddedServer(NatsServerProcess):
             self.restarts += 1
             log.info("embedded nats-server at %s again (pid %d)", self.url, self.pid)
 
+    async def arestart(self) -> None:
+        """Stop the server and start it again, on the same port and store."""
+        self.port = self.bound_port
+        await anyio.to_thread.run_sync(self.stop)
+        await self.astart()
+        self.restarts += 1
+        log.info("embedded nats-server at %s again (pid %d)", self.url, self.pid)
+
     async def __aenter__(self) -> Self:
         await self.astart()
         return self

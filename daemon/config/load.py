@@ -329,6 +329,7 @@ _DOCS = {
     "run.live": "print a live status line",
     "run.live_interval": "seconds between live lines",
     "run.log_level": "one of " + ", ".join(LOG_LEVELS),
+    "run.spill_mib": "MiB kept at start for records the stream has not acked; 0: none",
     "telemetry.otlp_endpoint": "OTLP/HTTP collector, e.g. http://127.0.0.1:4318",
     "telemetry.console": "print spans on stderr (when no OTLP endpoint)",
     "telemetry.sample_ratio": "share of beats traced",

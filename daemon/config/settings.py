@@ -164,6 +164,9 @@ class RunConfig(_Section, frozen=True, kw_only=True):
     live: bool = True
     live_interval: Positive = 1.0
     log_level: str = "info"
+    #: MiB of <state>/beats.spill, made at full size at start: records the beat
+    #: stream has not acked wait there (a full disk, no server); 0: none.
+    spill_mib: Annotated[int, Meta(ge=0, le=4096)] = 32
 
 
 class HealthConfig(_Section, frozen=True, kw_only=True):

@@ -29,12 +29,15 @@ from venom.daemon.bus.accounts import Names, load_credentials, login_for, write_
 from venom.daemon.bus.base import Bus
 from venom.daemon.bus.beatstream import BeatPublisher
 from venom.daemon.bus.embedded import EmbeddedServer
+from venom.daemon.bus.spill import NAME as SPILL_NAME
+from venom.daemon.bus.spill import Spill
 from venom.daemon.config.reload import reload_config
 from venom.daemon.config.settings import VenomConfig
 from venom.daemon.observe.logs import write_stderr
 from venom.daemon.observe.providers import TelemetryProviders
 from venom.daemon.service.lifecycle import Login, Process
 from venom.daemon.service.statelock import StateLock
+from venom.daemon.service.storedisk import StoreDisk
 from venom.daemon.service.supervisor import PluginProcesses, plugin_class_names
 from venom.daemon.service.worker import place_plugins
 from venom.schemas import PluginStartError
@@ -115,6 +118,8 @@ class _Daemon:
         self.server: EmbeddedServer | None = None
         #: The embedded server's passwords by user (None: [nats]'s credentials apply).
         self.credentials: dict[str, str] | None = None
+        #: The embedded server's store disk, watched while records wait (None: no server).
+        self.disk: StoreDisk | None = None
         self.startup = anyio.CancelScope()
         #: Why the daemon cannot go on ("" while it can): a plugin process that keeps failing.
         self.fatal = ""
@@ -173,6 +178,7 @@ class _Daemon:
         a = self.arbiter
         if a is None:
             return {}
+        spill = self.publisher.spill if self.publisher is not None else None
         return {
             "beat": a.beat,
             "paused": a.paused,
@@ -180,6 +186,8 @@ class _Daemon:
             "connected": a.bus.connected,
             "last_decision": a.last_decision.action if a.last_decision else None,
             "unstored_records": self.publisher.backlog if self.publisher is not None else 0,
+            "spilled_records": spill.beats if spill is not None else 0,
+            "disk_full": self.disk.full if self.disk is not None else "",
         }
 
     async def run(self, beats: int, live: bool) -> None:
@@ -190,7 +198,13 @@ class _Daemon:
             url = await self._server(stack, config, self.state_dir)
             bus = await process.connect(stack, url, "venom-arbiter", self._login("arbiter"))
             await self._plugins(stack, config, url, bus)
-            publisher = self.publisher = BeatPublisher(bus, process.subjects, process.codec)
+            spill = None
+            if config.run.spill_mib:
+                spill = Spill(self.state_dir / SPILL_NAME, config.run.spill_mib << 20)
+                stack.callback(spill.close)
+            publisher = self.publisher = BeatPublisher(
+                bus, process.subjects, process.codec, spill=spill
+            )
             tail = await publisher.start(
                 replicas=config.nats.stream_replicas, records=config.pid.window
             )
@@ -301,11 +315,19 @@ class _Daemon:
         )
         publisher.trace = arbiter.trace
         arbiter.epoch = publisher.epoch
-        arbiter.hold = publisher.hold_reason
+        arbiter.hold = self._hold
         arbiter.on_turn = self.state.turn
         if self.on_arbiter is not None:
             self.on_arbiter(arbiter)
         return arbiter
+
+    def _hold(self) -> str:
+        """Why beats are held: the publisher's reason, and the full disk when there is one."""
+        assert self.publisher is not None
+        reason = self.publisher.hold_reason()
+        if reason and self.disk is not None and self.disk.full:
+            return f"{reason}: {self.disk.full}"
+        return reason
 
     def _takeover_after(self) -> float:
         """``ha.takeover_after``, or 5 · the period in force (T_Λ when back to back)."""
@@ -330,6 +352,8 @@ class _Daemon:
             tg.start_soon(publisher.run)
             if self.server is not None:
                 tg.start_soon(self.server.watch)
+                self.disk = StoreDisk(self.server, publisher)
+                tg.start_soon(self.disk.watch)
             if arbiter.leadership is not None:
                 tg.start_soon(arbiter.leadership.announce)
             if live:

@@ -126,8 +126,20 @@ class EntropyModel(Plugin[ModelConfig]):
         await anyio.to_thread.run_sync(self.save)
 
     def save(self) -> None:
-        """Write weights and standardiser to the checkpoint."""
-        self.learner.save(self.checkpoint_path)
+        """Write weights and standardiser to the checkpoint; a failed write keeps the old one.
+
+        A full disk at shutdown is one error line, not a traceback: the model
+        goes on from the checkpoint before (it only learns less).
+        """
+        try:
+            self.learner.save(self.checkpoint_path)
+        except (OSError, RuntimeError) as exc:  # torch wraps ENOSPC in a RuntimeError
+            self.checkpoint_path.with_suffix(".tmp").unlink(missing_ok=True)
+            self.log.error(
+                "entropy-model checkpoint not written to %s (the one before stays): %s",
+                self.checkpoint_path,
+                str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+            )
 
     def load(self) -> None:
         self.learner.load(self.checkpoint_path)

@@ -1,0 +1,171 @@
+"""The spill file: beat records the stream has not acked, kept on disk (SPEC 2.6).
+
+When the beat stream does not take records (its disk is full, the server
+is gone), :class:`~venom.daemon.bus.beatstream.BeatPublisher` writes what
+waits for an ack to ``<state>/beats.spill``, and sends it, in beat order,
+once the stream takes records again, after a restart of the daemon too.
+
+The file is bounded and made at its full size when opened
+(``posix_fallocate``), so writing into it needs no new disk blocks: it
+still takes records while the disk around it is full. It holds a header
+(magic, generation) and frames (length, CRC-32, generation, then the
+record id and the record). :meth:`Spill.clear` only bumps the generation,
+so a frame of an earlier generation, or a torn one, ends the valid part.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import msgspec
+
+log = logging.getLogger("venom.spill")
+
+NAME = "beats.spill"
+MAGIC = b"VENOMSPL"
+_HEADER = struct.Struct("<8sQ")  # magic, generation
+_FRAME = struct.Struct("<IIQ")  # payload length, CRC-32 of the payload, generation
+_START = 64
+
+
+class Spilled(msgspec.Struct, array_like=True):
+    """One record in the spill: its beat, its ``Nats-Msg-Id``, the id of the record
+    before it (what it continues), its encoded bytes."""
+
+    beat: int
+    msg_id: str
+    prev: str
+    data: bytes
+
+
+def continuation(found: list[Spilled], stored: int, last_id: str) -> tuple[list[Spilled], str]:
+    """What of ``found`` continues a stream whose last record is beat ``stored``, id ``last_id``.
+
+    Records the stream already holds (beat <= ``stored``) are left out. The
+    rest must start with the record after ``last_id``; else another arbiter
+    wrote after it, and the second element says why the spill is dropped.
+    """
+    keep = [r for r in found if r.beat > stored]
+    if not keep or (keep[0].beat == stored + 1 and keep[0].prev == last_id):
+        return keep, ""
+    return [], (
+        f"beats {keep[0].beat}..{keep[-1].beat} do not continue the stream "
+        f"(its last record is beat {stored}, {last_id or 'none'})"
+    )
+
+
+class Spill:
+    """A preallocated file of :class:`Spilled` records, appended in beat order."""
+
+    def __init__(self, path: Path, capacity: int = 8 << 20) -> None:
+        self.path = Path(path)
+        self.capacity = max(capacity, _START + 4096)
+        #: The beats in the file (the last one written: :attr:`last`).
+        self.beats = 0
+        self.last = 0
+        self._fd = -1
+        self._generation = 0
+        self._end = _START
+        self._encode = msgspec.msgpack.Encoder().encode
+        self._decode = msgspec.msgpack.Decoder(Spilled).decode
+
+    @property
+    def first(self) -> int:
+        """The first beat in the file (0 when empty)."""
+        return self.last - self.beats + 1 if self.beats else 0
+
+    @property
+    def free(self) -> int:
+        """Bytes left for frames."""
+        return self.capacity - self._end
+
+    def open(self) -> list[Spilled]:
+        """Open (or make, at full size) the file; the records a previous run left in it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            size = os.fstat(fd).st_size
+            if size < self.capacity:
+                os.posix_fallocate(fd, 0, self.capacity)
+            self.capacity = max(self.capacity, size)
+            found = self._read(fd) if size >= _START else []
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        if not found:
+            self._reset(self._generation + 1)
+        return found
+
+    def _read(self, fd: int) -> list[Spilled]:
+        magic, self._generation = _HEADER.unpack(os.pread(fd, _HEADER.size, 0))
+        if magic != MAGIC:
+            self._generation = 0
+            return []
+        found: list[Spilled] = []
+        at = _START
+        while at + _FRAME.size <= self.capacity:
+            length, crc, generation = _FRAME.unpack(os.pread(fd, _FRAME.size, at))
+            if generation != self._generation or length == 0:
+                break
+            payload = os.pread(fd, length, at + _FRAME.size)
+            if len(payload) != length or zlib.crc32(payload) != crc:
+                break
+            try:
+                record = self._decode(payload)
+            except msgspec.DecodeError:
+                break
+            if found and record.beat != found[-1].beat + 1:
+                break
+            found.append(record)
+            at += _FRAME.size + length
+        self._end = at
+        self.beats = len(found)
+        self.last = found[-1].beat if found else 0
+        return found
+
+    def write(self, records: Sequence[Spilled]) -> int:
+        """Append ``records`` (continuing :attr:`last`) as far as they fit, fsync; how many."""
+        chunks: list[bytes] = []
+        size = 0
+        for record in records:
+            payload = self._encode(record)
+            if size + _FRAME.size + len(payload) > self.free:
+                break
+            chunks.append(_FRAME.pack(len(payload), zlib.crc32(payload), self._generation))
+            chunks.append(payload)
+            size += _FRAME.size + len(payload)
+        count = len(chunks) // 2
+        if not count:
+            return 0
+        os.pwrite(self._fd, b"".join(chunks), self._end)
+        os.fsync(self._fd)
+        self._end += size
+        self.beats += count
+        self.last = records[count - 1].beat
+        return count
+
+    def clear(self) -> None:
+        """Forget every record (a new generation); the file keeps its size."""
+        if self.beats or self._end != _START:
+            self._reset(self._generation + 1)
+
+    def _reset(self, generation: int) -> None:
+        self._generation = generation
+        os.pwrite(self._fd, _HEADER.pack(MAGIC, generation), 0)
+        # The first frame slot: a zero length ends the valid part at once.
+        os.pwrite(self._fd, b"\0" * _FRAME.size, _START)
+        os.fsync(self._fd)
+        self._end = _START
+        self.beats = 0
+        self.last = 0
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
