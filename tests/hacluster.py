@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
+import socket
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ import nats
 
 from tests.helpers import spawn, venom, wait_for
 from tests.processes import kill_tree
+from venom.daemon.bus.embedded import NatsServerProcess
 from venom.daemon.config.settings import DEFAULT_PLUGINS
 from venom.schemas import BeatRecord
 
@@ -32,15 +35,78 @@ LIGHT_PLUGINS = [name for name in DEFAULT_PLUGINS if name != "entropy-model"]
 TAKEOVER_AFTER = 0.25
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def nats_cluster(tmp: Path) -> Iterator[list[NatsServerProcess]]:
+    """Three nats-servers with JetStream on loopback, routed into one cluster, with
+    the beat stream at 3 replicas (made here, as ops/nats/cluster.conf says); all
+    stopped on the way out."""
+    routes = [_free_port() for _ in range(3)]
+    route_urls = ",".join(f"nats://127.0.0.1:{p}" for p in routes)
+    nodes = [
+        NatsServerProcess(
+            tmp / f"nats-{i}",
+            start_timeout=30.0,
+            extra_args=[
+                "--server_name", f"n{i}",
+                "--cluster_name", "venom",
+                "--cluster", f"nats://127.0.0.1:{routes[i]}",
+                "--routes", route_urls,
+            ],
+        )
+        for i in range(3)
+    ]  # fmt: skip
+    try:
+        for node in nodes:
+            node.start()
+        # This also waits until the cluster's JetStream has formed.
+        wait_for(lambda: _make_stream(nodes[0].url), what="the R3 beat stream")
+        yield nodes
+    finally:
+        for node in nodes:
+            node.stop()
+
+
+def _make_stream(url: str) -> bool:
+    async def make() -> bool:
+        nc = await nats.connect(url)
+        try:
+            js = nc.jetstream(timeout=2.0)
+            await js.add_stream(
+                name="VENOM_BEATS", subjects=["venom.beat"], num_replicas=3, duplicate_window=120.0
+            )
+            return True
+        except Exception:
+            return False
+        finally:
+            await nc.close()
+
+    return anyio.run(make)
+
+
 class Cluster:
     """The processes of one HA set-up, all stopped (and reaped) on the way out."""
 
-    def __init__(self, tmp: Path, url: str, *, period: str = "period = 0.01", ha: str = "") -> None:
-        self.tmp, self.url = tmp, url
+    def __init__(
+        self,
+        tmp: Path,
+        url: str,
+        *,
+        period: str = "period = 0.01",
+        ha: str = "",
+        replicas: int = 1,
+    ) -> None:
+        self.tmp, self.url, self.replicas = tmp, url, replicas
         self.config = tmp / "venom.toml"
         ha = ha or f"enabled = true\ntakeover_after = {TAKEOVER_AFTER}"
         self.config.write_text(
-            f'[nats]\nurl = "{url}"\n[beat]\n{period}\n[ha]\n{ha}\n[plugins]\nrun = []\n'
+            f'[nats]\nurl = "{url}"\nstream_replicas = {replicas}\n[beat]\n{period}\n'
+            f"[ha]\n{ha}\n[plugins]\nrun = []\n"
         )
         self.procs: list[subprocess.Popen[str]] = []
         self.logs: dict[int, Path] = {}
@@ -48,7 +114,10 @@ class Cluster:
 
     def plugins(self) -> subprocess.Popen[str]:
         config = self.tmp / "plugins.toml"
-        config.write_text(f'[nats]\nurl = "{self.url}"\n')
+        config.write_text(
+            f'[nats]\nurl = "{self.url}"\nstream_replicas = {self.replicas}\n'
+            f"[plugins.settings.ledger]\nreplicas = {self.replicas}\n"
+        )
         log = self.tmp / "plugins.log"
         proc = spawn(
             "plugin",

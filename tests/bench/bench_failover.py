@@ -1,9 +1,10 @@
 """Failover of HA arbiters (SPEC 2.6, issue 14 point 9): takeover gaps, and what HA costs.
 
-    python -m tests.bench.bench_failover [--kills 20] [--window 10] [--rounds 2]
+    python -m tests.bench.bench_failover [--kills 20] [--cluster] [--window 10] [--rounds 2]
 
 Real processes on loopback (tests/hacluster.py): a nats-server with
-JetStream, one `venom plugin run` with the default plugins and the ledger,
+JetStream (``--cluster``: three, routed, the beat stream at 3 replicas),
+one `venom plugin run` with the default plugins and the ledger,
 and `venom run` arbiters with ``[ha] enabled`` and the defaults (T_Λ,
 ``takeover_after`` = 5 · T_Λ). Each round kills the leader with SIGKILL
 once a standby follows it, then starts a new standby. At the end the
@@ -19,6 +20,7 @@ seconds from ``venom status``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import tempfile
@@ -26,16 +28,29 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.hacluster import Cluster, kill_leader, leader_at, ledger_records
+from tests.hacluster import Cluster, kill_leader, leader_at, ledger_records, nats_cluster
 from tests.helpers import stop, wait_for
 from venom.daemon.bus.embedded import NatsServerProcess
 from venom.daemon.config.settings import DEFAULT_PLUGINS
+from venom.schemas import BeatRecord
 
 
-def failover(tmp: Path, kills: int) -> dict[str, Any]:
-    server = NatsServerProcess(tmp / "nats", jetstream=True)
-    url = server.start()
-    c = Cluster(tmp, url, period="# T_L", ha="enabled = true")
+def failover(tmp: Path, kills: int, cluster: bool = False) -> dict[str, Any]:
+    with contextlib.ExitStack() as servers:
+        if cluster:
+            nodes = servers.enter_context(nats_cluster(tmp))
+            url, replicas = ",".join(n.url for n in nodes), 3
+        else:
+            server = NatsServerProcess(tmp / "nats", jetstream=True)
+            url, replicas = server.start(), 1
+            servers.callback(server.stop)
+        records = _kill_leaders(
+            Cluster(tmp, url, period="# T_L", ha="enabled = true", replicas=replicas), kills
+        )
+    return _gaps(records, kills)
+
+
+def _kill_leaders(c: Cluster, kills: int) -> list[BeatRecord]:
     try:
         c.plugins()
         live = [c.arbiter(0)]
@@ -46,10 +61,12 @@ def failover(tmp: Path, kills: int) -> dict[str, Any]:
         leader_at(c, int(lead["beat"]) + 100)
         for proc in (*live, c.procs[0]):
             stop(proc, c.logs[proc.pid])
-        records = ledger_records(c.plugins_state)
+        return ledger_records(c.plugins_state)
     finally:
         c.close()
-        server.stop()
+
+
+def _gaps(records: list[BeatRecord], kills: int) -> dict[str, Any]:
     beats = [r.beat for r in records]
     changes = [i for i in range(1, len(records)) if records[i].epoch != records[i - 1].epoch]
     gaps = [(records[i].pulse.issued_at - records[i - 1].pulse.issued_at) * 1e3 for i in changes]
@@ -91,12 +108,13 @@ def rate(tmp: Path, ha: bool, window: float) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--kills", type=int, default=20)
+    ap.add_argument("--cluster", action="store_true", help="on a 3-node cluster, stream at R3")
     ap.add_argument("--window", type=float, default=10.0)
     ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="venom-failover-") as tmp:
         if args.kills:
-            print(json.dumps(failover(Path(tmp) / "failover", args.kills)))
+            print(json.dumps(failover(Path(tmp) / "failover", args.kills, args.cluster)))
         for r in range(args.rounds):
             for ha in (False, True):
                 beats = rate(Path(tmp) / f"rate-{r}-{ha}", ha, args.window)
