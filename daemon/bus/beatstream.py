@@ -23,7 +23,7 @@ import anyio
 import msgspec
 
 from venom.daemon.bus.base import Bus, BusMessage, JetStream, Subscription, header
-from venom.daemon.bus.spill import Spill, Spilled, continuation
+from venom.daemon.bus.spill import Spill, SpillKeeper
 from venom.daemon.bus.streamtail import (
     FENCE_ERRORS,
     HDR_EXPECTED_LAST_ID,
@@ -51,10 +51,11 @@ async def ensure_stream(js: JetStream, subjects: Subjects, *, replicas: int = 1)
 class _Pending:
     """One record on its way into the stream."""
 
-    __slots__ = ("beat", "born", "data", "headers", "prev", "sent", "token")
+    __slots__ = ("beat", "born", "data", "headers", "msg_id", "prev", "sent", "token")
 
     def __init__(self, beat: int, data: bytes, headers: dict[str, str], prev: str) -> None:
         self.beat = beat
+        self.msg_id = headers[HDR_MSG_ID]
         self.data = data
         self.headers = headers
         #: The id of the record before (what this one continues), and when it was made.
@@ -158,8 +159,7 @@ class BeatPublisher:
         self._settled = anyio.Event()
         #: Where records the stream has not acked within ``ack_timeout`` are kept.
         self.spill = spill
-        #: The spill could not take the records waiting (full): hold the beat.
-        self.spill_full = False
+        self._keeper = SpillKeeper(spill, self.stream) if spill is not None else None
 
     @property
     def backlog(self) -> int:
@@ -177,10 +177,10 @@ class BeatPublisher:
             return f"{self.fence_reason}; reading the stream's tail"
         if len(self._pending) >= self.max_backlog:
             return f"{len(self._pending)} beat records not stored in {self.stream} yet"
-        if self.spill_full and self.spill is not None:
+        if self._keeper is not None and self._keeper.full:
             return (
                 f"{len(self._pending)} beat records not stored in {self.stream} yet, "
-                f"and {self.spill.path} is full"
+                f"and {self._keeper.spill.path} is full"
             )
         return ""
 
@@ -194,21 +194,16 @@ class BeatPublisher:
         tail = await read_tail(self.js, self.subjects, self.codec, records=records)
         self.resume(tail)
         await self._listen()
-        if self.spill is not None:
+        if self._keeper is not None:
             tail = await self._take_spill(tail, records)
         return tail
 
     async def _take_spill(self, tail: StreamTail, records: int) -> StreamTail:
         """Send first what a previous run left in the spill; the tail to continue from."""
-        assert self.spill is not None
-        found = await anyio.to_thread.run_sync(self.spill.open)
+        assert self._keeper is not None
         stored = tail.last.beat if tail.last is not None else 0
-        keep, why = continuation(found, stored, tail.record_id)
-        if why:
-            log.warning("%s: %s; dropped (another arbiter went on)", self.spill.path, why)
+        keep = await self._keeper.restore(stored, tail.record_id)
         if not keep:
-            if found:
-                await anyio.to_thread.run_sync(self.spill.clear)
             return tail
         for spilled in keep:
             headers = {HDR_MSG_ID: spilled.msg_id}
@@ -222,13 +217,6 @@ class BeatPublisher:
             self._pending[spilled.beat] = entry
         self._last_id = keep[-1].msg_id
         self._trouble.set()  # the run loop sends them, in order
-        log.info(
-            "%s: beats %d..%d were decided but not stored; sending them to %s first",
-            self.spill.path,
-            keep[0].beat,
-            keep[-1].beat,
-            self.stream,
-        )
         decode = self.codec.decoder(BeatRecord).decode
         spilled_records = [decode(r.data) for r in keep[-records:]]
         return StreamTail(
@@ -237,40 +225,6 @@ class BeatPublisher:
             record_seq=tail.record_seq,
             last_seq=tail.last_seq,
         )
-
-    async def keep_spill(self, *, everything: bool = False) -> None:
-        """Write to the spill what the stream has not acked within ``ack_timeout``
-        (``everything``: all that waits); empty it once the stream has acked all."""
-        spill = self.spill
-        if spill is None:
-            return
-        if not self._pending:
-            if spill.beats:
-                await anyio.to_thread.run_sync(spill.clear)
-            self.spill_full = False
-            return
-        first = next(iter(self._pending))
-        if spill.beats and (first > spill.first or first <= spill.last - spill.beats):
-            # The stream took some since (or they were abandoned): only what waits.
-            await anyio.to_thread.run_sync(spill.clear)
-        old = time.monotonic() - self.ack_timeout
-        new = [
-            Spilled(e.beat, e.headers[HDR_MSG_ID], e.prev, e.data)
-            for e in self._pending.values()
-            if e.beat > spill.last and (everything or e.born <= old)
-        ]
-        if not new:
-            return
-        written = await anyio.to_thread.run_sync(spill.write, new)
-        if written < len(new) and not self.spill_full:
-            log.error(
-                "%s is full (beats %d..%d in it): holding beats until %s takes records",
-                spill.path,
-                spill.first,
-                spill.last,
-                self.stream,
-            )
-        self.spill_full = written < len(new)
 
     async def _listen(self) -> None:
         if self._sub is None:
@@ -444,11 +398,11 @@ class BeatPublisher:
         while True:
             with anyio.move_on_after(self.ack_timeout / 4):
                 await self._trouble.wait()
-            if self.spill is not None and (self._pending or self.spill.beats):
+            if self._keeper is not None and (self._pending or self._keeper.spill.beats):
                 try:
-                    await self.keep_spill()
+                    await self._keeper.keep(list(self._pending.values()), self.ack_timeout)
                 except OSError as exc:
-                    log.error("cannot write %s: %s", self.spill.path, exc)
+                    log.error("cannot write %s: %s", self._keeper.spill.path, exc)
             if not self._pending or not self.bus.connected or self.deposed is not None:
                 continue
             if self.fenced:
@@ -494,23 +448,10 @@ class BeatPublisher:
                     await self._acks.wait()
                 if not self._acks.is_set() and not self.bus.connected:
                     break
-        if self._pending and self.spill is not None:
-            first, last = next(iter(self._pending)), next(reversed(self._pending))
-            try:
-                await self.keep_spill(everything=True)
-            except OSError as exc:
-                log.error("cannot write %s: %s", self.spill.path, exc)
-            if self.spill.last == last:
-                log.warning(
-                    "beats %d..%d not stored in %s yet: kept in %s, sent at the next start",
-                    first,
-                    last,
-                    self.stream,
-                    self.spill.path,
-                )
-                return
-        elif self.spill is not None:
-            await self.keep_spill()  # empties it
+        if self._keeper is not None and await self._keeper.keep_at_stop(
+            list(self._pending.values())
+        ):
+            return
         if self._pending:
             first = next(iter(self._pending))
             log.error(

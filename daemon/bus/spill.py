@@ -18,10 +18,13 @@ from __future__ import annotations
 import logging
 import os
 import struct
+import time
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
+import anyio
 import msgspec
 
 log = logging.getLogger("venom.spill")
@@ -169,3 +172,96 @@ class Spill:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+
+class Waiting(Protocol):
+    """A record waiting for the stream's ack, as the publisher keeps it."""
+
+    beat: int
+    msg_id: str
+    prev: str
+    data: bytes
+    #: When it was made (monotonic seconds; 0: it came from the spill).
+    born: float
+
+
+class SpillKeeper:
+    """Keeps :class:`Spill` in step with the records waiting for the stream's ack."""
+
+    def __init__(self, spill: Spill, stream: str) -> None:
+        self.spill = spill
+        self.stream = stream
+        #: The spill could not take every record waiting: the beat should hold.
+        self.full = False
+
+    async def restore(self, stored: int, last_id: str) -> list[Spilled]:
+        """Open the spill; what it holds that continues the stream (beat ``stored``,
+        id ``last_id``), to be sent first. What no longer continues it is dropped."""
+        spill = self.spill
+        found = await anyio.to_thread.run_sync(spill.open)
+        keep, why = continuation(found, stored, last_id)
+        if why:
+            log.warning("%s: %s; dropped (another arbiter went on)", spill.path, why)
+        if found and not keep:
+            await anyio.to_thread.run_sync(spill.clear)
+        if keep:
+            log.info(
+                "%s: beats %d..%d were decided but not stored; sending them to %s first",
+                spill.path,
+                keep[0].beat,
+                keep[-1].beat,
+                self.stream,
+            )
+        return keep
+
+    async def keep(
+        self, waiting: Sequence[Waiting], ack_timeout: float, *, everything: bool = False
+    ) -> None:
+        """Write what has waited ``ack_timeout`` (``everything``: all of it) and is not in
+        the spill yet; empty the spill once nothing waits."""
+        spill = self.spill
+        if not waiting:
+            if spill.beats:
+                await anyio.to_thread.run_sync(spill.clear)
+            self.full = False
+            return
+        first = waiting[0].beat
+        if spill.beats and first != spill.first:
+            # The stream took some since (or they were abandoned): only what waits.
+            await anyio.to_thread.run_sync(spill.clear)
+        old = time.monotonic() - ack_timeout
+        new = [
+            Spilled(w.beat, w.msg_id, w.prev, w.data)
+            for w in waiting
+            if w.beat > spill.last and (everything or w.born <= old)
+        ]
+        if not new:
+            return
+        written = await anyio.to_thread.run_sync(spill.write, new)
+        if written < len(new) and not self.full:
+            log.error(
+                "%s is full (beats %d..%d in it): holding beats until %s takes records",
+                spill.path,
+                spill.first,
+                spill.last,
+                self.stream,
+            )
+        self.full = written < len(new)
+
+    async def keep_at_stop(self, waiting: Sequence[Waiting]) -> bool:
+        """Everything that waits into the spill; whether all of it is there."""
+        try:
+            await self.keep(waiting, 0.0, everything=True)
+        except OSError as exc:
+            log.error("cannot write %s: %s", self.spill.path, exc)
+            return False
+        if waiting and self.spill.last == waiting[-1].beat:
+            log.warning(
+                "beats %d..%d not stored in %s yet: kept in %s, sent at the next start",
+                waiting[0].beat,
+                waiting[-1].beat,
+                self.stream,
+                self.spill.path,
+            )
+            return True
+        return not waiting
