@@ -314,8 +314,11 @@ class Status(Message, frozen=True, kw_only=True):
     epoch: str = ""
     leader: str = ""
     leader_since: int = 0
-    #: Why beats are held ("" while they are not): a full disk is named here.
+    #: Why beats are held ("" while they are not).
     holding: str = ""
+    #: What keeps beat records from being stored ("" while nothing does): the full
+    #: disk under the embedded server's store, with its path and free space.
+    storage: str = ""
 
 
 class ControlAck(Message, frozen=True, kw_only=True):

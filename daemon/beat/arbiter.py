@@ -66,6 +66,10 @@ log = logging.getLogger("venom.arbiter")
 RecordSink = Callable[[BeatRecord], Awaitable[None]]
 
 
+def _no_trouble() -> str:
+    return ""
+
+
 def _nothing() -> None:
     return None
 
@@ -108,6 +112,8 @@ class Arbiter(BeatLoop):
         self.holding = ""
         #: Asked before each beat: a reason to hold beats ("" to go on).
         self.hold: Callable[[], str] | None = None
+        #: Asked for the status: what keeps beat records from being stored ("" if none).
+        self.storage: Callable[[], str] = _no_trouble
         #: Called every turn of the beat loop (watchdog, liveness).
         self.on_turn: Callable[[], None] = _nothing
         self.last_pid = PidState()
@@ -241,6 +247,7 @@ class Arbiter(BeatLoop):
             period_mode=period_mode(self.config.beat.period),
             paused=self.paused,
             holding=self.holding,
+            storage=self.storage(),
             connected=self.bus.connected,
             weights=self.genome.weights,
             pid_error=self.last_pid.error,

@@ -33,6 +33,8 @@ class ArbiterSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     paused: bool
     #: Why beats are held ("" when they are not).
     holding: str
+    #: What keeps beat records from being stored, at once (a full disk; "" if nothing).
+    storage: str
     connected: bool
     weights: Weights
     pid_error: float

@@ -316,6 +316,7 @@ class _Daemon:
         publisher.trace = arbiter.trace
         arbiter.epoch = publisher.epoch
         arbiter.hold = self._hold
+        arbiter.storage = lambda: self.disk.full if self.disk is not None else ""
         arbiter.on_turn = self.state.turn
         if self.on_arbiter is not None:
             self.on_arbiter(arbiter)

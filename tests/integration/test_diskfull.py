@@ -96,7 +96,7 @@ def test_a_full_store_disk_is_named_and_every_decided_beat_reaches_the_ledger(
             filler = fill(disk)
             wait_for(lambda: "is full" in log.read_text(), what="the full disk in the log")
             wait_for(
-                lambda: "is full" in str(status(url).get("holding", "")),
+                lambda: "is full" in str(status(url).get("storage", "")),
                 what="the full disk in `venom status`",
             )
             held = int(str(status(url)["beat"]))
