@@ -7,33 +7,23 @@ embedded server's ``<state>/nats-server.conf`` (passwords written in), so
 the shipped file and what ``venom run`` runs cannot drift apart (a test
 compares them; ``python -m venom.daemon.bus.accounts`` prints the file).
 
-The embedded server's passwords are made at first start and kept in
-``<state>/nats-credentials.json`` (mode 0600, see :func:`load_credentials`);
-a client without credentials is the read-only ``inspector``
-(``no_auth_user``), so ``nats sub 'venom.>'`` and ``venom status`` need no
-set-up but cannot publish a beat, a pulse or a control request.
+The embedded server's passwords: :mod:`venom.daemon.bus.credentials`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import secrets
-import stat
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from venom.daemon.bus.streamtail import STREAM, ha_bucket, stream_name
-from venom.schemas import ServerError, Subjects
+from venom.schemas import Subjects
 
 log = logging.getLogger("venom.embedded")
 
 USERS = ("arbiter", "plugin", "ledger", "inspector", "admin")
-CREDENTIALS_NAME = "nats-credentials.json"
-SERVER_CONF_NAME = "nats-server.conf"
 #: The ledger's durable consumer by default (plugins.settings.ledger.durable).
 LEDGER_DURABLE = "venom-ledger"
 #: One connection hosts several plugins (a queue group and a micro service each),
@@ -296,77 +286,6 @@ FILE_HEADER = """\
 def accounts_file() -> str:
     """What ``ops/nats/accounts.conf`` holds."""
     return FILE_HEADER + render_accounts()
-
-
-# --- the embedded server's credentials ------------------------------------------
-
-
-def _new_credentials() -> dict[str, str]:
-    # A letter first: nats-server reads a value that looks like a number as one.
-    return {user: "v" + secrets.token_hex(24) for user in USERS}
-
-
-def _write_private(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def load_credentials(state_dir: Path, *, create: bool = False) -> dict[str, str]:
-    """The embedded server's passwords from ``<state>/nats-credentials.json``.
-
-    With ``create``, missing, unreadable or incomplete ones are made anew,
-    and so are ones that others than the owner may read (they are no
-    secret any more; a warning says so). Without ``create`` a missing file
-    raises :class:`ServerError`.
-    """
-    path = Path(state_dir) / CREDENTIALS_NAME
-    try:
-        mode = path.stat().st_mode
-        found = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        if not create:
-            raise ServerError(
-                f"cannot read the embedded server's credentials {path}: {exc}"
-            ) from exc
-        found = None
-    else:
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            if not create:
-                raise ServerError(f"{path} is readable by others (mode {mode & 0o777:o})")
-            log.warning("%s was readable by others: new credentials made", path)
-            found = None
-    if isinstance(found, dict) and all(isinstance(found.get(u), str) for u in USERS):
-        return {u: str(found[u]) for u in USERS}
-    if not create:
-        raise ServerError(f"{path} does not hold a password for each of {', '.join(USERS)}")
-    credentials = _new_credentials()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _write_private(path, json.dumps(credentials, indent=2) + "\n")
-    return credentials
-
-
-def write_server_config(state_dir: Path, names: Names, credentials: dict[str, str]) -> Path:
-    """``<state>/nats-server.conf`` (mode 0600): the accounts, no_auth_user the inspector."""
-    path = Path(state_dir) / SERVER_CONF_NAME
-    text = (
-        "# Written by `venom run` at each start: its embedded server's accounts\n"
-        "# (daemon/bus/accounts.py); the passwords are in nats-credentials.json.\n"
-        "# A client without credentials is the read-only inspector.\n"
-        "no_auth_user: inspector\n\n" + render_accounts(names, credentials)
-    )
-    _write_private(path, text)
-    return path
-
-
-def login_for(plugin_names: list[str]) -> str:
-    """The user a process hosting these plugins (by class name) logs in as."""
-    return "ledger" if "ledger" in plugin_names else "plugin"
 
 
 if __name__ == "__main__":

@@ -70,7 +70,7 @@ def _embedded_login(args: argparse.Namespace, config: Any, names: list[str]) -> 
     n = config.nats
     if getattr(args, "nats", None) or n.url or n.user or n.token or n.credentials:
         return config
-    from venom.daemon.bus.accounts import CREDENTIALS_NAME, load_credentials, login_for
+    from venom.daemon.bus.credentials import CREDENTIALS_NAME, load_credentials, login_for
     from venom.daemon.service.lifecycle import with_login
     from venom.daemon.service.supervisor import plugin_class_names
 

@@ -25,9 +25,10 @@ import anyio
 from venom.daemon.beat.arbiter import Arbiter
 from venom.daemon.beat.leadership import Leadership
 from venom.daemon.beat.period import t_lambda_from
-from venom.daemon.bus.accounts import Names, load_credentials, login_for, write_server_config
+from venom.daemon.bus.accounts import Names
 from venom.daemon.bus.base import Bus
 from venom.daemon.bus.beatstream import BeatPublisher
+from venom.daemon.bus.credentials import load_credentials, login_for, write_server_config
 from venom.daemon.bus.embedded import EmbeddedServer
 from venom.daemon.bus.spill import NAME as SPILL_NAME
 from venom.daemon.bus.spill import Spill

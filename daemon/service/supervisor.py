@@ -38,8 +38,8 @@ import anyio.abc
 import msgspec
 
 from venom.daemon.beat.discovery import Discovery
-from venom.daemon.bus.accounts import login_for
 from venom.daemon.bus.base import Bus
+from venom.daemon.bus.credentials import login_for
 from venom.daemon.config.settings import VenomConfig
 from venom.plugins.registry import load_plugin_class
 from venom.schemas import ConfigError, PluginStartError

@@ -10,15 +10,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from venom.daemon.bus.accounts import (
+from venom.daemon.bus.accounts import USERS, Names, accounts_file, accounts_tree, render_accounts
+from venom.daemon.bus.credentials import (
     CREDENTIALS_NAME,
-    USERS,
-    Names,
-    accounts_file,
-    accounts_tree,
     load_credentials,
     login_for,
-    render_accounts,
     write_server_config,
 )
 from venom.schemas import ServerError, Subjects
