@@ -95,6 +95,9 @@ class Bus(ABC):
 
     #: Largest payload the bus accepts on publish.
     max_payload: int = 1024 * 1024
+    #: The last permission violation the server reported ("" when none): a
+    #: subscription it refused is otherwise just silence.
+    refused: str = ""
 
     @property
     @abstractmethod

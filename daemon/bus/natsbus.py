@@ -138,6 +138,8 @@ class _Callbacks:
     async def on_error(self, exc: Exception) -> None:
         text = str(exc) or type(exc).__name__
         self.errors[:] = [text]  # the last one, for a failed first connect
+        if self.bus is not None and "permissions violation" in text:
+            self.bus.refused = text
         nc = self.nc
         if self.bus is not None and nc is not None and nc.is_reconnecting:
             # A failed reconnect attempt: back off, 0.25 s doubling up to 4 s

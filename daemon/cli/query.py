@@ -113,7 +113,14 @@ async def tail(
 
     sub = await bus.subscribe(subject, show)
     try:
-        await done.wait()
+        while not done.is_set():
+            with anyio.move_on_after(0.25):
+                await done.wait()
+            if bus.refused:
+                raise BusError(
+                    f"cannot follow {subject}: {bus.refused} (a client without credentials "
+                    f"reads {subjects.prefix}.> only; give --nats nats://USER:PASSWORD@HOST:PORT)"
+                )
     finally:
         await sub.unsubscribe()
     return seen

@@ -19,7 +19,7 @@ from venom.daemon.bus.credentials import (
 )
 from venom.schemas import ServerError, Subjects
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_shipped_accounts_conf_is_the_rendered_table() -> None:
