@@ -9,6 +9,7 @@ it started running (and kills it).
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -20,6 +21,11 @@ from venom.daemon.bus.memorybus import MemoryBus
 from venom.daemon.bus.natsbus import NatsBus
 
 pytest_plugins = ["tests.leakcheck"]
+
+# Every `venom run` a test starts makes its spill file at full size (32 MiB by
+# default); a suite starts dozens. 2 MiB each is plenty for what tests spill;
+# test_diskfull.py runs with the default.
+os.environ.setdefault("VENOM_RUN_SPILL_MIB", "2")
 
 
 @pytest.fixture(scope="session")

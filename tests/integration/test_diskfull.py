@@ -85,10 +85,11 @@ def test_a_full_store_disk_is_named_and_every_decided_beat_reaches_the_ledger(
 ) -> None:
     state = tmp_path / "state"
     args = ["--period", "0.01", "--no-live", "--config", light_config(tmp_path)]
+    env = {**os.environ, "VENOM_RUN_SPILL_MIB": "32"}  # the default, not the suite's
     with small_disk(state / "jetstream") as disk:
         # (a) full, then room again, while the daemon runs
         log = tmp_path / "a.log"
-        daemon = spawn("run", *args, "--state-dir", str(state), log=log)
+        daemon = spawn("run", *args, "--state-dir", str(state), log=log, env=env)
         try:
             wait_for((state / "nats.url").exists, what="the embedded server's URL file")
             url = (state / "nats.url").read_text().strip()
@@ -115,7 +116,7 @@ def test_a_full_store_disk_is_named_and_every_decided_beat_reaches_the_ledger(
 
         # (b) full again, SIGTERM: the records wait in the spill for the next start
         log = tmp_path / "b.log"
-        daemon = spawn("run", *args, "--state-dir", str(state), log=log)
+        daemon = spawn("run", *args, "--state-dir", str(state), log=log, env=env)
         try:
             wait_for((state / "nats.url").exists, what="the embedded server's URL file")
             url = (state / "nats.url").read_text().strip()
@@ -129,8 +130,7 @@ def test_a_full_store_disk_is_named_and_every_decided_beat_reaches_the_ledger(
         assert "Traceback" not in err
         spilled_to = stopped_after(err)
         filler.unlink()
-        log = tmp_path / "c.log"
-        res = venom("run", *args, "--beats", "100", "--state-dir", str(state))
+        res = venom("run", *args, "--beats", "100", "--state-dir", str(state), env=env)
         assert res.returncode == 0, res.stderr[-3000:]
         assert "were decided but not stored; sending them" in res.stderr
         beats = [r.beat for r in records(state)]
