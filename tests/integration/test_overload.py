@@ -22,11 +22,13 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.helpers import stop_process
+from venom.daemon.config.settings import DEFAULT_PLUGINS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-#: Seconds of overload the log lines are counted over, once the first warning is out:
-#: past the next 10 s load window, where a warning said more than once would repeat.
+#: Seconds of overload the log lines are counted over, once the first warning is out
+#: and every plugin has joined: past the next 10 s load window, where a warning said
+#: more than once would repeat.
 WATCH = 12.0
 #: The issue's bound: 30 lines a minute.
 PER_MINUTE = 30
@@ -105,9 +107,9 @@ def test_an_overloaded_loop_says_why_once_and_does_not_flood(tmp_path: Path) -> 
         assert warning["level"] == "warning"
         assert "% of ticks missed" in warning["msg"]
         assert "slowest: " in warning["msg"]
-        # The same in venom status and in the metrics. The report covers the last
-        # window: one in which no reply went missing names no slowest plugin, so
-        # wait (generously) for one that does, as the warning's did.
+        # The same in venom status and in the metrics: the report of the last
+        # window, which names the slowest plugins when replies went missing in it
+        # (the loop itself may be what misses ticks: then it names none).
         load: dict[str, object] = {}
 
         def overloaded() -> bool:
@@ -115,26 +117,37 @@ def test_an_overloaded_loop_says_why_once_and_does_not_flood(tmp_path: Path) -> 
             assert isinstance(found, dict)
             load.clear()
             load.update(found)
-            return load["fits"] is False and bool(load["slowest"])
+            return load["fits"] is False
 
         deadline = time.monotonic() + 60
         while not overloaded():
-            assert time.monotonic() < deadline, f"no overloaded report naming the slowest: {load}"
+            assert time.monotonic() < deadline, f"no overloaded load report: {load}"
             time.sleep(0.5)
+        slowest = load["slowest"]
+        assert isinstance(slowest, list)
+        if float(str(load["missing_pct"])) > 0:
+            assert slowest, load
         assert load["reason"]
         assert float(str(load["missed_ticks_pct"])) > 1.0
         gauges = _gauges(f"http://127.0.0.1:{port}/metrics")
         assert gauges["venom_beat_kept"] == 0
         assert gauges["venom_ticks_missed_percent"] > 1.0
-        # Then count what it writes while it stays overloaded.
+        # Then count what it writes while it stays overloaded, once every plugin
+        # has joined (on a slow start they join after the warning: a line each).
+        deadline = time.monotonic() + 120
+        while len(list(_status(state)["plugins"])) < len(DEFAULT_PLUGINS):
+            assert time.monotonic() < deadline, "not every plugin joined within 120 s"
+            time.sleep(0.5)
+        start = len(_lines(log))
         time.sleep(WATCH)
         assert proc.poll() is None, log.read_text()[-3000:]
-        later = _lines(log)[first:]
+        later = _lines(log)[start:]
+        since_first = _lines(log)[first:]
     finally:
         code, _ = stop_process(proc, timeout=120)
     assert code == 0, log.read_text()[-3000:]
     assert len(later) <= PER_MINUTE * WATCH / 60, [r["msg"][:120] for r in later]
     # Said once (it repeats at most every 5 minutes), breaker changes in summaries.
-    assert sum(r["msg"].startswith("the beat is not kept") for r in later) == 1
-    assert not any("marked down" in r["msg"] or "waited for again" in r["msg"] for r in later)
+    assert sum(r["msg"].startswith("the beat is not kept") for r in since_first) == 1
+    assert not any("marked down" in r["msg"] or "waited for again" in r["msg"] for r in since_first)
     assert any(r["msg"].startswith("breaker: ") for r in _lines(log))
