@@ -458,7 +458,8 @@ def test_daemon_plugins_and_ledger_run_with_their_users(single: Secured, tmp_pat
 
 
 def _stream_info(url: str, password: str) -> Any:
-    """VENOM_BEATS's info, asked as the admin user; None while there is none."""
+    """VENOM_BEATS's info, asked as the admin user; None while there is none, or while
+    the cluster does not answer yet (a stream leader being elected on a slow machine)."""
 
     async def ask() -> Any:
         nc = await nats.connect(
@@ -466,7 +467,7 @@ def _stream_info(url: str, password: str) -> Any:
         )
         try:
             return await nc.jetstream().stream_info("VENOM_BEATS")
-        except nats.js.errors.NotFoundError:
+        except (nats.js.errors.NotFoundError, nats.errors.TimeoutError):
             return None
         finally:
             await nc.close()
@@ -536,7 +537,7 @@ def test_cluster_conf_keeps_the_beat_stream_at_three_replicas(
             logs[1].write_text(res.stderr)
             assert res.returncode == 0, res.stderr[-3000:]
 
-            info = _stream_info(srv.url, passwords["admin"])
+            info = _wait(lambda: _stream_info(srv.url, passwords["admin"]), 60, "stream info")
             assert info.config.num_replicas == 3
             assert info.cluster is not None
             assert info.cluster.leader
