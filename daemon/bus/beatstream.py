@@ -51,11 +51,10 @@ async def ensure_stream(js: JetStream, subjects: Subjects, *, replicas: int = 1)
 class _Pending:
     """One record on its way into the stream."""
 
-    __slots__ = ("beat", "born", "data", "headers", "msg_id", "prev", "sent", "token")
+    __slots__ = ("beat", "born", "data", "headers", "prev", "sent", "token")
 
     def __init__(self, beat: int, data: bytes, headers: dict[str, str], prev: str) -> None:
         self.beat = beat
-        self.msg_id = headers[HDR_MSG_ID]
         self.data = data
         self.headers = headers
         #: The id of the record before (what this one continues), and when it was made.
@@ -64,6 +63,10 @@ class _Pending:
         #: The last send's token (the ack's reply subject ends with it); "" before one.
         self.token = ""
         self.sent = 0.0
+
+    @property
+    def msg_id(self) -> str:
+        return self.headers[HDR_MSG_ID]
 
 
 class _ApiError(msgspec.Struct):
@@ -205,17 +208,11 @@ class BeatPublisher:
         keep = await self._keeper.restore(stored, tail.record_id)
         if not keep:
             return tail
-        for spilled in keep:
-            headers = {HDR_MSG_ID: spilled.msg_id}
-            if self._after_seq is not None:
-                headers[HDR_EXPECTED_LAST_SEQ] = str(self._after_seq)
-                self._after_seq = None
-            else:
-                headers[HDR_EXPECTED_LAST_ID] = spilled.prev
-            entry = _Pending(spilled.beat, spilled.data, headers, spilled.prev)
+        for spilled in keep:  # they continue the tail: each one's prev is the id before
+            headers, prev = self._chain(spilled.msg_id)
+            entry = _Pending(spilled.beat, spilled.data, headers, prev)
             entry.born = 0.0  # in the spill already
             self._pending[spilled.beat] = entry
-        self._last_id = keep[-1].msg_id
         self._trouble.set()  # the run loop sends them, in order
         decode = self.codec.decoder(BeatRecord).decode
         spilled_records = [decode(r.data) for r in keep[-records:]]
@@ -265,16 +262,24 @@ class BeatPublisher:
         self.deposed = None
         return beats
 
-    async def __call__(self, record: BeatRecord) -> None:
-        msg_id = record_id(self.epoch, record.beat)
+    def _chain(self, msg_id: str) -> tuple[dict[str, str], str]:
+        """The headers of the next record, ``msg_id``, and the id of the one it continues.
+
+        The first after :meth:`resume` expects the stream's last sequence (junk,
+        an empty stream) or last record; every later one the record before.
+        """
         headers = {HDR_MSG_ID: msg_id}
         prev = self._last_id
         if self._after_seq is not None:
             headers[HDR_EXPECTED_LAST_SEQ] = str(self._after_seq)
             self._after_seq = None
-        elif self._last_id:
-            headers[HDR_EXPECTED_LAST_ID] = self._last_id
+        elif prev:
+            headers[HDR_EXPECTED_LAST_ID] = prev
         self._last_id = msg_id
+        return headers, prev
+
+    async def __call__(self, record: BeatRecord) -> None:
+        headers, prev = self._chain(record_id(self.epoch, record.beat))
         if self.trace is not None and self.trace.trace_id == record.trace_id:
             headers[HDR_TRACEPARENT] = self.trace.root_traceparent
         entry = self._pending[record.beat] = _Pending(

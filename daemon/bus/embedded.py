@@ -399,18 +399,14 @@ class EmbeddedServer(NatsServerProcess):
                 self.log_path,
                 self.log_tail(3),
             )
-            self.port = self.bound_port
-            await anyio.to_thread.run_sync(self.stop)  # its pid file and ports dir
             try:
-                await self.astart()
+                await self.arestart()
             except ServerError as exc:
                 log.error("cannot start the embedded nats-server again: %s", exc)
-                continue
-            self.restarts += 1
-            log.info("embedded nats-server at %s again (pid %d)", self.url, self.pid)
 
     async def arestart(self) -> None:
-        """Stop the server and start it again, on the same port and store."""
+        """Stop the server (or what is left of it: its pid file and ports dir) and
+        start it again, on the same port and store."""
         self.port = self.bound_port
         await anyio.to_thread.run_sync(self.stop)
         await self.astart()

@@ -178,11 +178,13 @@ class Waiting(Protocol):
     """A record waiting for the stream's ack, as the publisher keeps it."""
 
     beat: int
-    msg_id: str
     prev: str
     data: bytes
     #: When it was made (monotonic seconds; 0: it came from the spill).
     born: float
+
+    @property
+    def msg_id(self) -> str: ...
 
 
 class SpillKeeper:
